@@ -1,0 +1,170 @@
+"""Load a configuration folder: preuve.toml, jobs/*.yaml, policies/*.yaml.
+
+Every problem in every file is collected and reported at once, each with file:line and key path; then the rules
+that span fields and files are checked. A file with errors contributes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from preuve.config.located import Located, load_toml, load_yaml, report_validation
+from preuve.config.model import JobFile, Settings, Target, resolve
+from preuve.errors import ConfigurationError
+
+_CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+BUILTIN_POLICIES = ("standard", "health-data")
+
+
+@dataclass(frozen=True)
+class Client:
+    id: str
+    job: JobFile
+    file: Path
+
+    @property
+    def name(self) -> str:
+        return self.job.client
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    client: Client
+    name: str
+    spec: Target
+
+    @property
+    def ref(self) -> str:
+        return f"{self.client.id}/{self.name}"
+
+
+@dataclass
+class Config:
+    directory: Path
+    settings: Settings
+    clients: dict[str, Client] = field(default_factory=dict)
+
+    def path(self, value: str) -> Path:
+        return resolve(self.directory, value)
+
+    @property
+    def database_url(self) -> str:
+        url = self.settings.database
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+            return prefix + str(self.path(url[len(prefix) :]))
+        return url
+
+    @property
+    def sandbox_root(self) -> Path:
+        return self.path(self.settings.sandbox)
+
+    def targets(self) -> list[TargetRef]:
+        return [
+            TargetRef(client, name, spec)
+            for client in sorted(self.clients.values(), key=lambda c: c.id)
+            for name, spec in sorted(client.job.targets.items())
+        ]
+
+    def target(self, ref: str) -> TargetRef:
+        client_id, _, name = ref.partition("/")
+        if not name:
+            raise ConfigurationError([f"{ref!r}: name a target as CLIENT/TARGET, for example acme/nas"])
+        client = self.clients.get(client_id)
+        if client is None:
+            known = ", ".join(sorted(self.clients)) or "none"
+            raise ConfigurationError(
+                [f"unknown client {client_id!r} (no jobs/{client_id}.yaml in {self.directory}; known: {known})"]
+            )
+        spec = client.job.targets.get(name)
+        if spec is None:
+            known = ", ".join(sorted(client.job.targets))
+            raise ConfigurationError([f"{client.file}: client {client_id!r} has no target {name!r} (it has: {known})"])
+        return TargetRef(client, name, spec)
+
+
+def load_config(directory: Path) -> Config:
+    directory = directory.resolve()
+    problems: list[str] = []
+    if not directory.is_dir():
+        raise ConfigurationError([f"{directory}: the configuration folder does not exist (see `preuve init`)"])
+
+    settings = Settings()
+    toml_file = directory / "preuve.toml"
+    if toml_file.exists():
+        doc = load_toml(toml_file)
+        if not doc.problems:
+            try:
+                settings = Settings.model_validate(doc.data)
+            except ValidationError as exc:
+                report_validation(doc, exc)
+        problems += doc.problems
+
+    config = Config(directory=directory, settings=settings)
+    jobs_dir = directory / "jobs"
+    job_files = sorted([*jobs_dir.glob("*.yaml"), *jobs_dir.glob("*.yml")]) if jobs_dir.is_dir() else []
+    for file in job_files:
+        client, file_problems = _load_job(file, directory)
+        problems += file_problems
+        if client is not None and not file_problems:
+            if client.id in config.clients:
+                problems.append(f"{file}: client id {client.id!r} is also defined by {config.clients[client.id].file}")
+            else:
+                config.clients[client.id] = client
+    if problems:
+        raise ConfigurationError(problems)
+    return config
+
+
+def _load_job(file: Path, directory: Path) -> tuple[Client | None, list[str]]:
+    client_id = file.stem
+    doc = load_yaml(file)
+    if doc.problems:
+        return None, doc.problems
+    if not _CLIENT_ID.match(client_id):
+        doc.problems.append(
+            f"{file}: the file name is the client id and must be lowercase letters, digits, '-' or '_'"
+        )
+    if not isinstance(doc.data, dict):
+        doc.problems.append(f"{file}:1: a job file is a mapping with client, targets, ...")
+        return None, doc.problems
+    try:
+        job = JobFile.model_validate(doc.data)
+    except ValidationError as exc:
+        report_validation(doc, exc)
+        return None, doc.problems
+    _check_rules(doc, job, directory)
+    return Client(client_id, job, file), doc.problems
+
+
+def _check_rules(doc: Located, job: JobFile, directory: Path) -> None:
+    """Rules that span fields: each can only be checked once the whole file has the right shape."""
+    policy_file = directory / "policies" / f"{job.policy}.yaml"
+    if job.policy not in BUILTIN_POLICIES and not policy_file.exists():
+        doc.problem(("policy",), f"no policy {job.policy!r}: {policy_file} does not exist")
+    for name, target in job.targets.items():
+        for index, canary in enumerate(target.canaries):
+            if target.source and not target.source.startswith("sftp://"):
+                root = target.source.rstrip("/") + "/"
+                if not canary.path.startswith(root):
+                    doc.problem(
+                        ("targets", name, "canaries", index, "path"),
+                        f"canary {canary.path} is outside the target's source {target.source}",
+                    )
+        if target.kind == "sftp" and target.source and target.source.startswith("sftp://"):
+            host = target.source[len("sftp://") :].split("/", 1)[0]
+            if host != target.host:
+                doc.problem(
+                    ("targets", name, "source"),
+                    f"an SFTP source must be on the target's own host {target.host!r} (its SSH key is used)",
+                )
+        if target.kind != "sftp" and target.source and target.source.startswith("sftp://"):
+            doc.problem(("targets", name, "source"), "an sftp:// source needs an sftp target (its SSH settings)")
+        for key in ("password_file", "identity_file", "known_hosts", "env_file"):
+            value = getattr(target, key, None)
+            if value is not None and not value.strip():
+                doc.problem(("targets", name, key), "must name a file")

@@ -1,0 +1,217 @@
+"""The shape of the configuration: preuve.toml settings and one job file per client.
+
+Pydantic models validate types and closed vocabularies; :mod:`preuve.config.loader` maps each validation error back
+to the file and line it came from, then checks the rules that span fields and files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from preuve.config.units import parse_duration, parse_size
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Canary(_Strict):
+    path: str
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        value = value.lower()
+        if not _SHA256.match(value):
+            raise ValueError("must be 64 hexadecimal characters (a SHA-256 digest)")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be the absolute path of the file as it was backed up")
+        return value
+
+
+Location = Literal["onsite", "offsite"]
+Media = Literal["disk", "nas", "object-storage", "tape", "other"]
+
+
+class _TargetBase(_Strict):
+    password_file: str
+    location: Location
+    media: Media
+    source: str | None = None
+    canaries: list[Canary] = Field(default_factory=list)
+    timeout: str | None = None  # deadline for opening the repository; overrides preuve.toml
+    enabled: bool = True
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("sftp://"):
+            rest = value[len("sftp://") :]
+            if "/" not in rest or not rest.split("/", 1)[0]:
+                raise ValueError("an SFTP source reads sftp://HOST/absolute/path")
+            return value
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute local path or sftp://HOST/path")
+        return value
+
+
+class LocalTarget(_TargetBase):
+    kind: Literal["local"]
+    path: str
+
+
+class SftpTarget(_TargetBase):
+    kind: Literal["sftp"]
+    host: str
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str
+    identity_file: str
+    known_hosts: str
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path on the NAS")
+        return value
+
+
+class S3Target(_TargetBase):
+    kind: Literal["s3"]
+    endpoint: str
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    env_file: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError("must be an http:// or https:// URL with no path, like https://s3.example.net")
+        return value.rstrip("/")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value):
+            raise ValueError("is not a valid S3 bucket name")
+        return value
+
+
+class RestTarget(_TargetBase):
+    kind: Literal["rest"]
+    url: str
+    env_file: str | None = None  # RESTIC_REST_USERNAME / RESTIC_REST_PASSWORD
+    append_only: bool = False  # declared by the provider; reported as declared, not verified
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        if "@" in value.split("/")[2]:
+            raise ValueError("must not carry credentials: put them in env_file")
+        return value
+
+
+Target = Annotated[LocalTarget | SftpTarget | S3Target | RestTarget, Field(discriminator="kind")]
+
+
+class Schedule(_Strict):
+    drill: str | None = None
+    integrity: str | None = None
+
+
+class JobFile(_Strict):
+    client: str = Field(min_length=1)
+    language: Literal["fr", "en"] = "en"
+    contacts: list[str] = Field(default_factory=list)
+    policy: str = "standard"
+    policy_overrides: dict[str, object] = Field(default_factory=dict)
+    targets: dict[str, Target]
+    schedule: Schedule = Field(default_factory=Schedule)
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, value: dict[str, Target]) -> dict[str, Target]:
+        if not value:
+            raise ValueError("a client needs at least one target")
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"target name {name!r} must be lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("contacts")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+
+class DrillSettings(_Strict):
+    confidence: float = Field(default=0.99, gt=0, lt=1)
+    defect_rate: float = Field(default=0.01, gt=0, lt=1)
+    max_sample_bytes: str = "2GiB"
+    large_file_share: float = Field(default=0.1, ge=0, le=1)  # share of the sample drawn from the largest files
+    open_timeout: str = "120s"  # opening the repository and listing snapshots
+    min_throughput: str = "2MiB"  # per second; restore deadline = open_timeout + bytes / this
+    entropy_threshold: float = Field(default=7.8, gt=0, le=8)  # bits per byte
+    max_suspicious_files: int = Field(default=0, ge=0)
+
+    @field_validator("max_sample_bytes", "min_throughput")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
+    @field_validator("open_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Settings(_Strict):
+    database: str = "sqlite:///preuve.db"
+    sandbox: str = "sandbox"
+    keys: str = "keys"
+    restic: str = "restic"
+    max_concurrent_drills: int = Field(default=2, ge=1)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
+    # Sections that later parts of Preuve read; accepted here so that one preuve.toml serves every version.
+    metrics: dict[str, object] = Field(default_factory=dict)
+    alerts: dict[str, object] = Field(default_factory=dict)
+    smtp: dict[str, object] = Field(default_factory=dict)
+    web: dict[str, object] = Field(default_factory=dict)
+
+
+def resolve(base: Path, value: str) -> Path:
+    """A configured path: absolute as written, else relative to the configuration folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
