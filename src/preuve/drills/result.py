@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from preuve.errors import FailureClass
+from preuve.restic.parse import Snapshot
 
 
 class DrillStatus(enum.StrEnum):
@@ -75,3 +76,6 @@ class DrillResult:
     findings: list[Finding] = field(default_factory=list)
     log: list[CommandLog] = field(default_factory=list)
     canaries_checked: int = 0
+    sample_budget_limited: bool = False
+    manifest_sha256: str = ""  # digest of (path, sha256) of every verified file
+    snapshots: list[Snapshot] = field(default_factory=list)  # as listed when the drill opened the repository

@@ -1,0 +1,443 @@
+"""The command line: thin; every decision lives in the packages it calls.
+
+Exit codes: 0 passed (or success), 1 failed (a problem with a backup), 3 error (could not verify),
+2 bad usage or configuration, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from preuve import __version__, redact
+from preuve.config.loader import Config, load_config
+from preuve.config.units import format_bytes, format_duration
+from preuve.drills.engine import DrillOptions, Progress
+from preuve.drills.result import DrillKind, DrillResult, DrillStatus
+from preuve.errors import ConfigurationError, PreuveError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    help="Preuve proves that backups restore: restore drills, continuity checks and signed attestations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+targets_app = typer.Typer(help="The configured targets (restic repositories).", no_args_is_help=True)
+drill_app = typer.Typer(help="Restore drills: run one, list them, show one with its restore log.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+app.add_typer(drill_app, name="drill")
+
+
+class _State:
+    config_dir: Path = Path.cwd()
+    verbose: bool = False
+
+
+state = _State()
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redact.RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration folder (default: $PREUVE_CONFIG, else the current folder)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print Preuve's version.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"preuve {__version__}")
+        raise typer.Exit(EXIT_OK)
+    env_dir = os.environ.get("PREUVE_CONFIG")
+    state.config_dir = config or (Path(env_dir) if env_dir else Path.cwd())
+    state.verbose = verbose
+    _setup_logging(verbose)
+
+
+def _die(message: str, code: int) -> NoReturn:
+    typer.echo(redact.mask(message), err=True)
+    raise typer.Exit(code)
+
+
+def _config() -> Config:
+    try:
+        return load_config(state.config_dir)
+    except ConfigurationError as exc:
+        count = len(exc.problems)
+        _die(
+            f"The configuration in {state.config_dir} has {count} problem{'s' if count > 1 else ''}:\n"
+            + "\n".join(f"  {p}" for p in exc.problems),
+            EXIT_USAGE,
+        )
+
+
+@contextmanager
+def _store(config: Config) -> Iterator[Any]:
+    from preuve.store.db import Store
+
+    try:
+        store = Store.open(config.database_url)
+    except PreuveError as exc:
+        _die(f"error: {exc.full_message}", EXIT_ERROR)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(redact.mask(json.dumps(_jsonable(obj), ensure_ascii=False, sort_keys=False)))
+
+
+def _interactive(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+# --- init and demo ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Folder to create the configuration in.")]) -> None:
+    """Create a configuration folder: preuve.toml, jobs/, policies/, secrets/ (owner-only)."""
+    from preuve.scaffold import scaffold
+
+    try:
+        created = scaffold(directory)
+    except FileExistsError as exc:
+        _die(f"error: {exc}", EXIT_USAGE)
+    for path in created:
+        typer.echo(f"created {path}")
+    typer.echo(f"\nNext: describe a client in {directory / 'jobs'}, then `preuve --config {directory} targets list`.")
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Scratch folder for the demo (dataset, repository, configuration).")
+    ] = Path(".demo"),
+) -> None:
+    """Build a sample dataset and restic repository, configure a demo client, run a drill, print the verdict."""
+    from preuve.demo import run_demo
+
+    code = run_demo(directory.resolve(), echo=typer.echo)
+    raise typer.Exit(code)
+
+
+# --- targets -----------------------------------------------------------------------------------------------------
+
+
+@targets_app.command("list")
+def targets_list(as_json: JsonOption = False) -> None:
+    """List every configured target."""
+    from preuve.targets.display import repository_display
+
+    config = _config()
+    rows = [
+        {
+            "target": t.ref,
+            "client": t.client.name,
+            "kind": t.spec.kind,
+            "location": t.spec.location,
+            "media": t.spec.media,
+            "repository": repository_display(t.spec),
+            "source": t.spec.source,
+            "canaries": len(t.spec.canaries),
+        }
+        for t in config.targets()
+    ]
+    if as_json:
+        _print_json({"targets": rows})
+        return
+    if not rows:
+        typer.echo(f"No targets: add a job file to {config.directory / 'jobs'}.")
+        return
+    width = max(len(r["target"]) for r in rows)
+    for row in rows:
+        typer.echo(f"{row['target']:<{width}}  {row['kind']:<5}  {row['location']:<7}  {row['media']:<14}  {row['repository']}")
+
+
+@targets_app.command("probe")
+def targets_probe(
+    target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check a target without restoring: reachable, credentials, repository, newest snapshot, storage facts."""
+    from preuve.store.records import record_probe, record_snapshots, sync_config
+    from preuve.targets.probe import probe_target
+
+    config = _config()
+    try:
+        ref = config.target(target)
+    except ConfigurationError as exc:
+        _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
+    result, _log = probe_target(config, ref)
+    with _store(config) as store:
+        sync_config(store, config)
+        probe_id = record_probe(store, ref.ref, result)
+        if result.ok:
+            record_snapshots(store, ref.ref, result.snapshots, seen_at=result.finished_at, complete=True)
+    newest = result.newest
+    if as_json:
+        _print_json(
+            {
+                "probe_id": probe_id,
+                "target": ref.ref,
+                "ok": result.ok,
+                "failure_class": result.failure_class,
+                "message": result.message,
+                "reachable": result.reachable,
+                "credentials_ok": result.credentials_ok,
+                "repository_opens": result.repository_opens,
+                "repository_id": result.repository_id,
+                "snapshot_count": len(result.snapshots),
+                "newest_snapshot_id": newest.id if newest else None,
+                "newest_snapshot_time": newest.time if newest else None,
+                "newest_snapshot_age_s": (
+                    round((result.finished_at - newest.time).total_seconds()) if newest else None
+                ),
+                "restic_version": result.restic_version,
+                "facts": result.facts,
+            }
+        )
+    else:
+        mark = "ok" if result.ok else f"FAILED ({result.failure_class})"
+        typer.echo(f"{ref.ref}: {mark}\n{result.message}")
+        for kind, facts in result.facts.items():
+            typer.echo(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in facts.items()) if isinstance(facts, dict) else f"{kind}: {facts}")
+    raise typer.Exit(EXIT_OK if result.ok else (EXIT_FAILED if result.failure_class and result.failure_class.is_backup_problem else EXIT_ERROR))
+
+
+# --- drills ------------------------------------------------------------------------------------------------------
+
+
+def _exit_code(status: DrillStatus) -> int:
+    return {
+        DrillStatus.PASSED: EXIT_OK,
+        DrillStatus.FAILED: EXIT_FAILED,
+        DrillStatus.ERROR: EXIT_ERROR,
+        DrillStatus.INTERRUPTED: EXIT_INTERRUPTED,
+    }.get(status, EXIT_ERROR)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Bar(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=None,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(phase: str, done: int | None, total: int | None) -> None:
+            bar.update(task, description=phase, completed=done or 0, total=total)
+
+        yield update
+
+
+@drill_app.command("run")
+def drill_run(
+    target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
+    full: Annotated[bool, typer.Option("--full", help="Restore the whole snapshot, not a sample.")] = False,
+    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: the newest).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a restore drill now, in the foreground, and record it."""
+    from preuve.drills.run import run_now, who
+
+    config = _config()
+    options = DrillOptions(kind=DrillKind.FULL if full else DrillKind.SAMPLE, snapshot=snapshot)
+    with _store(config) as store:
+        try:
+            with _progress(_interactive(as_json)) as progress:
+                drill_id, result = run_now(config, store, target, options, requested_by=who(), progress=progress)
+        except ConfigurationError as exc:
+            _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
+    if as_json:
+        _print_json(_run_json(drill_id, result))
+    else:
+        _print_result(drill_id, result)
+    raise typer.Exit(_exit_code(result.status))
+
+
+def _run_json(drill_id: int, result: DrillResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "failure_class": result.failure_class.value if result.failure_class else None,
+        "message": result.message,
+        "drill_id": drill_id,
+        "snapshot_id": result.snapshot_id,
+        "files_checked": result.files_checked,
+        "bytes_restored": result.bytes_restored,
+        "duration_s": result.duration_s,
+        "estimated_full_restore_s": result.estimated_full_restore_s,
+        "kind": result.kind.value,
+        "snapshot_time": result.snapshot_time.isoformat() if result.snapshot_time else None,
+        "files_in_snapshot": result.files_in_snapshot,
+        "bytes_in_snapshot": result.bytes_in_snapshot,
+        "files_changed_since_snapshot": result.files_changed_since_snapshot,
+        "canaries_checked": result.canaries_checked,
+        "findings": [
+            {"path": f.path, "failure_class": f.failure_class.value, "detail": f.detail} for f in result.findings
+        ],
+        "restic_version": result.restic_version,
+    }
+
+
+def _print_result(drill_id: int, result: DrillResult) -> None:
+    head = result.status.value.upper()
+    if result.failure_class:
+        head += f" ({result.failure_class.value})"
+    typer.echo(f"Drill {drill_id}: {head}")
+    typer.echo(redact.mask(result.message))
+    if result.findings:
+        typer.echo(f"Findings ({len(result.findings)}):")
+        for finding in result.findings[:20]:
+            typer.echo(f"  {finding.failure_class.value:<18} {finding.path}: {finding.detail}")
+        if len(result.findings) > 20:
+            typer.echo(f"  ... and {len(result.findings) - 20} more (preuve drill show {drill_id})")
+    if result.estimated_full_restore_s is not None:
+        typer.echo(
+            f"Full restore of {format_bytes(result.bytes_in_snapshot)} estimated at "
+            f"{format_duration(result.estimated_full_restore_s)} (measured {format_bytes(result.bytes_restored)} "
+            f"in {format_duration(result.restore_s)})."
+        )
+    typer.echo(f"Restore log: preuve --config {state.config_dir} drill show {drill_id} --log")
+
+
+@drill_app.command("list")
+def drill_list(
+    client: Annotated[str | None, typer.Option("--client", help="Only this client.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Only this target (CLIENT/TARGET).")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="passed, failed, error, ...")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest drills first."""
+    from preuve.store.records import list_drills
+
+    config = _config()
+    if status is not None and status not in {s.value for s in DrillStatus}:
+        _die(f"error: unknown status {status!r} (one of {', '.join(s.value for s in DrillStatus)})", EXIT_USAGE)
+    with _store(config) as store:
+        drills = list_drills(store, client=client, target=target, status=status, limit=limit)
+    if as_json:
+        _print_json({"drills": drills})
+        return
+    if not drills:
+        typer.echo("No drills recorded yet: run `preuve drill run CLIENT/TARGET`.")
+        return
+    for d in drills:
+        when = d.requested_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        cls = f" {d.failure_class}" if d.failure_class else ""
+        typer.echo(f"{d.id:>6}  {when}  {d.target:<28} {d.kind:<9} {d.status}{cls}")
+
+
+@drill_app.command("show")
+def drill_show(
+    drill_id: Annotated[int, typer.Argument(help="Drill id (see `drill list`).")],
+    show_log: Annotated[bool, typer.Option("--log", help="Also print the restore log: every command and its output.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """One drill: verdict, figures, findings, and with --log every command run."""
+    from preuve.store.records import get_drill
+
+    config = _config()
+    with _store(config) as store:
+        detail = get_drill(store, drill_id)
+    if detail is None:
+        _die(f"error: no drill {drill_id} in {redact.mask(config.database_url)}", EXIT_USAGE)
+    if as_json:
+        data = _jsonable(detail)
+        if not show_log:
+            data.pop("commands", None)
+        _print_json(data)
+        return
+    _print_detail(detail, show_log)
+
+
+def _print_detail(d: Any, show_log: bool) -> None:
+    cls = f" ({d.failure_class})" if d.failure_class else ""
+    typer.echo(f"Drill {d.id}: {d.status.upper()}{cls}   {d.target}   {d.kind}")
+    typer.echo(f"Requested by {d.requested_by} at {d.requested_at:%Y-%m-%d %H:%M:%S %Z}")
+    if d.message:
+        typer.echo(d.message)
+    if d.snapshot_id:
+        typer.echo(f"Snapshot {d.snapshot_id[:8]} of {d.snapshot_time:%Y-%m-%d %H:%M %Z}")
+    typer.echo(
+        f"Checked {d.files_checked} of {d.files_in_snapshot} files, restored {format_bytes(d.bytes_restored or 0)} "
+        f"in {format_duration(d.restore_s or 0)}; drill took {format_duration(d.duration_s or 0)}"
+    )
+    if d.estimated_full_restore_s is not None:
+        typer.echo(f"Estimated full restore: {format_duration(d.estimated_full_restore_s)}")
+    typer.echo(f"restic {d.restic_version} on {d.host}, Preuve {d.preuve_version}")
+    for finding in d.findings:
+        typer.echo(f"  {finding.failure_class:<18} {finding.path}: {finding.detail}")
+    if show_log:
+        typer.echo("\nRestore log:")
+        for command in d.commands:
+            code = "killed at deadline" if command.timed_out else f"exit {command.exit_code}"
+            typer.echo(f"\n$ {' '.join(command.argv)}\n  [{code}, {command.duration_s:.2f} s] {command.note}")
+            if command.stdout.strip():
+                typer.echo("  stdout:\n" + _indent(command.stdout))
+            if command.stderr.strip():
+                typer.echo("  stderr:\n" + _indent(command.stderr))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

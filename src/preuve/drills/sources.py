@@ -1,0 +1,154 @@
+"""Read-only access to a target's live source, to compare restored files with it.
+
+A local path is read directly; ``sftp://HOST/path`` is read over SFTP with the NAS target's own key and pinned host
+keys (paramiko, never auto-adding an unknown key). Sources are only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import paramiko
+
+from preuve.config.model import SftpTarget, resolve
+from preuve.errors import FailureClass, PreuveError
+from preuve.targets.access import check_identity_file
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceStat:
+    size: int
+    mtime_ns: int
+    regular: bool
+    mtime_resolution_ns: int  # 1 s over SFTP, 1 ns locally
+
+
+class SourceReader(Protocol):
+    def stat(self, path: str) -> SourceStat | None: ...
+
+    def sha256(self, path: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class LocalSource:
+    def stat(self, path: str) -> SourceStat | None:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return SourceStat(st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode), 1)
+
+    def sha256(self, path: str) -> str:
+        return sha256_file(Path(path))
+
+    def close(self) -> None:
+        return None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb", buffering=0) as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class SftpSource:
+    def __init__(self, spec: SftpTarget, base: Path, *, timeout_s: float) -> None:
+        identity = resolve(base, spec.identity_file)
+        check_identity_file(identity)
+        known_hosts = resolve(base, spec.known_hosts)
+        client = paramiko.SSHClient()
+        try:
+            client.load_host_keys(str(known_hosts))
+        except OSError as exc:
+            raise PreuveError(FailureClass.AUTH, f"Cannot read known_hosts {known_hosts}: {exc.strerror}.") from None
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(
+                spec.host,
+                port=spec.port,
+                username=spec.user,
+                key_filename=str(identity),
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=timeout_s,
+                banner_timeout=timeout_s,
+                auth_timeout=timeout_s,
+            )
+        except paramiko.AuthenticationException:
+            raise PreuveError(FailureClass.AUTH, f"The NAS {spec.host} refused the SSH key {identity}.") from None
+        except paramiko.SSHException as exc:
+            raise PreuveError(
+                FailureClass.AUTH if "host key" in str(exc).lower() else FailureClass.UNREACHABLE,
+                f"SSH to {spec.host}:{spec.port} failed: {exc}.",
+            ) from None
+        except OSError as exc:
+            raise PreuveError(
+                FailureClass.UNREACHABLE, f"Cannot connect to {spec.host}:{spec.port}: {exc.strerror or exc}."
+            ) from None
+        self.client = client
+        self.sftp = client.open_sftp()
+        channel = self.sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(timeout_s)
+
+    def stat(self, path: str) -> SourceStat | None:
+        try:
+            st = self.sftp.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 2:
+                return None
+            raise
+        mode = st.st_mode or 0
+        return SourceStat(int(st.st_size or 0), int(st.st_mtime or 0) * 1_000_000_000, stat.S_ISREG(mode), 10**9)
+
+    def sha256(self, path: str) -> str:
+        digest = hashlib.sha256()
+        with self.sftp.open(path, "rb") as handle:
+            handle.prefetch()
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        self.sftp.close()
+        self.client.close()
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Maps a path inside the snapshot to the live file: same path, or rebased when the source moved."""
+
+    source_root: str
+    snapshot_roots: tuple[str, ...]
+
+    def live_path(self, snapshot_path: str) -> str | None:
+        root = self.source_root.rstrip("/") or "/"
+        if snapshot_path == root or snapshot_path.startswith(root.rstrip("/") + "/"):
+            return snapshot_path
+        if len(self.snapshot_roots) == 1:
+            backed_up = self.snapshot_roots[0].rstrip("/")
+            if snapshot_path.startswith(backed_up + "/"):
+                return str(PurePosixPath(root) / snapshot_path[len(backed_up) + 1 :])
+        return None
+
+
+def open_source(source: str, spec: object, base: Path, *, timeout_s: float) -> tuple[SourceReader, str]:
+    """The reader and the root path of a configured source."""
+    if source.startswith("sftp://"):
+        if not isinstance(spec, SftpTarget):
+            raise PreuveError(FailureClass.INTERNAL, "an sftp:// source needs an sftp target")
+        path = "/" + source[len("sftp://") :].split("/", 1)[1]
+        return SftpSource(spec, base, timeout_s=timeout_s), path
+    return LocalSource(), source

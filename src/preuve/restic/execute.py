@@ -1,0 +1,209 @@
+"""The one place that starts processes: deadline, process group, concurrent stdout/stderr, masked log.
+
+stdout is read line by line on the calling thread and handed to a callback, so a huge ``ls --json`` never sits in
+memory; stderr is read by a second thread (restic writes errors there while stdout is still flowing, and a full
+pipe would stall it). At the deadline, or on any exception (KeyboardInterrupt included), the whole process group
+gets SIGTERM, then SIGKILL: restic's ssh child must not survive it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from preuve import redact
+from preuve.drills.result import CommandLog
+
+log = logging.getLogger(__name__)
+
+KEEP_BYTES = 64 * 1024  # of each stream, for the restore log; the rest is counted, not kept
+TERM_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    exit_code: int | None  # None when we killed it (deadline or interrupt)
+    stdout: str  # the kept head, masked
+    stderr: str  # the kept head and tail, masked
+    duration_s: float
+    timed_out: bool
+    stdout_lines: int
+    started_at: datetime
+
+    def to_log(self, note: str = "") -> CommandLog:
+        return CommandLog(
+            argv=self.argv,
+            started_at=self.started_at,
+            duration_s=round(self.duration_s, 3),
+            exit_code=self.exit_code,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            timed_out=self.timed_out,
+            note=note,
+        )
+
+
+class _Keeper:
+    """Keeps the first KEEP_BYTES of a stream and, for stderr, the last KEEP_BYTES too."""
+
+    def __init__(self, keep_tail: bool) -> None:
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail: list[str] = []
+        self.tail_size = 0
+        self.dropped = 0
+        self.keep_tail = keep_tail
+
+    def add(self, line: str) -> None:
+        if self.head_size < KEEP_BYTES:
+            self.head.append(line)
+            self.head_size += len(line)
+            return
+        if not self.keep_tail:
+            self.dropped += 1
+            return
+        self.tail.append(line)
+        self.tail_size += len(line)
+        while self.tail_size > KEEP_BYTES and self.tail:
+            self.tail_size -= len(self.tail.pop(0))
+            self.dropped += 1
+
+    def text(self) -> str:
+        middle = [f"[... {self.dropped} lines not kept ...]\n"] if self.dropped else []
+        return redact.mask("".join(self.head + middle + self.tail))
+
+
+# Running process groups, so that a signal handler can end them all (daemon shutdown, Ctrl-C).
+_running: dict[int, str] = {}
+_running_lock = threading.Lock()
+
+
+def running_groups() -> list[int]:
+    with _running_lock:
+        return list(_running)
+
+
+def terminate_all() -> None:
+    for pgid in running_groups():
+        _kill_group(pgid, signal.SIGTERM)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    _kill_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(TERM_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid, signal.SIGKILL)
+        process.wait()
+    else:
+        # children (ssh) may linger after restic exits on SIGTERM
+        _kill_group(process.pid, signal.SIGKILL)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    deadline_s: float,
+    cwd: str | None = None,
+    on_stdout: Callable[[str], None] | None = None,
+    on_stderr: Callable[[str], None] | None = None,
+    keep_stdout: bool = True,
+) -> Completed:
+    """Run argv with a deadline. ``on_stdout`` gets every stdout line (decoded, newline kept)."""
+    argv = tuple(argv)
+    shown = tuple(redact.mask(a) for a in argv)
+    started_at = datetime.now(UTC)
+    start = time.monotonic()
+    log.debug("run %s (deadline %.0fs)", " ".join(shown), deadline_s)
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,  # its own process group, so the deadline ends restic *and* ssh
+        )
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+    with _running_lock:
+        _running[process.pid] = shown[0]
+
+    out = _Keeper(keep_tail=False)
+    err = _Keeper(keep_tail=True)
+    timed_out = threading.Event()
+    callback_error: list[BaseException] = []
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for raw in process.stderr:
+            line = raw.decode("utf-8", errors="replace")
+            err.add(line)
+            if on_stderr is not None:
+                try:
+                    on_stderr(line)
+                except Exception as exc:  # report on the main thread
+                    callback_error.append(exc)
+
+    def watchdog() -> None:
+        timed_out.set()
+        _end(process)
+
+    stderr_thread = threading.Thread(target=read_stderr, name=f"stderr-{process.pid}", daemon=True)
+    stderr_thread.start()
+    timer = threading.Timer(deadline_s, watchdog)
+    timer.daemon = True
+    timer.start()
+    lines = 0
+    try:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            lines += 1
+            line = raw.decode("utf-8", errors="replace")
+            if keep_stdout:
+                out.add(line)
+            if on_stdout is not None:
+                on_stdout(line)
+        process.wait()
+    except BaseException:
+        # the callback failed or we were interrupted: restic must not outlive us
+        _end(process)
+        raise
+    finally:
+        timer.cancel()
+        stderr_thread.join(TERM_GRACE_S)
+        with _running_lock:
+            _running.pop(process.pid, None)
+        _kill_group(process.pid, signal.SIGKILL)  # stray children, if any
+    if callback_error:
+        raise callback_error[0]
+    duration = time.monotonic() - start
+    killed = timed_out.is_set()
+    completed = Completed(
+        argv=shown,
+        exit_code=None if killed else process.returncode,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_s=duration,
+        timed_out=killed,
+        stdout_lines=lines,
+        started_at=started_at,
+    )
+    log.debug("exit %s after %.2fs: %s", completed.exit_code, duration, shown[1:2])
+    return completed

@@ -1,0 +1,213 @@
+"""Opening the results store: engine settings per backend, then the schema migrations.
+
+SQLite serves a single server (the default); PostgreSQL serves larger installations. Both get the same schema
+through the same Alembic migrations, run on every open so that an upgraded Preuve never reads an old schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError
+from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import URL, Connection, Engine, create_engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlmodel import Session
+
+from preuve import redact
+from preuve.errors import FailureClass, PreuveError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_S = 30.0  # writers queue behind each other; a drill's final write must not fail on a lock
+POSTGRES_CONNECT_TIMEOUT_S = 10  # an unreachable server should fail the command, not hang it
+# pg_advisory_xact_lock key: concurrent `Store.open` calls (scheduler, CLI, web) migrate one at a time.
+_MIGRATION_LOCK_KEY = 0x70726575  # "preu"
+# Execution option that makes a SQLite transaction take the write lock at BEGIN (see _sqlite_engine).
+_WRITE_OPTION = "preuve_write"
+
+
+class Store:
+    """The results database. Use :meth:`open`; close it when done (or use it as a context manager)."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._url = url
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` and bring its schema to the newest revision.
+
+        Raises :class:`PreuveError` (``internal``) naming the database (password hidden) and what to check.
+        """
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise PreuveError(
+                FailureClass.INTERNAL,
+                "the `database` setting is not a database URL; write it like sqlite:///preuve.db or "
+                f"postgresql+psycopg://user@host/preuve ({type(exc).__name__})",
+            ) from None
+        shown = parsed.render_as_string(hide_password=True)
+        engine: Engine | None = None
+        try:
+            engine = _create_engine(parsed)
+            store = cls(engine, shown)
+            if migrate:
+                store.upgrade()
+            else:
+                with engine.connect():
+                    pass
+            return store
+        except (SQLAlchemyError, CommandError, OSError, ImportError) as exc:
+            if engine is not None:
+                engine.dispose()
+            raise PreuveError(FailureClass.INTERNAL, _open_failure(parsed, shown, exc)) from None
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password hidden, safe for messages and logs."""
+        return self._url
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on an exception.
+
+        ``write=True`` takes SQLite's write lock at the start of the transaction, so a read-then-write
+        cannot fail halfway with "database is locked" when another process wrote in between; PostgreSQL
+        ignores it. Objects stay readable after the block (no expiry on commit).
+        """
+        engine = self._write_engine if write else self._engine
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def connection(self, *, write: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction, for single statements whose row count matters."""
+        engine = self._write_engine if write else self._engine
+        with engine.begin() as connection:
+            yield connection
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run the Alembic migrations up to ``revision`` in one transaction."""
+        with self.connection(write=True) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            command.upgrade(alembic_config(connection), revision)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._url!r})"
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """An Alembic configuration built in code: the migrations ship inside the package, no alembic.ini."""
+    config = AlembicConfig()
+    # ConfigParser interpolation would read '%' in the path as a placeholder.
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _create_engine(url: URL) -> Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        if url.drivername == "postgresql":
+            # psycopg 3 is the driver Preuve installs; SQLAlchemy 2.0 picks psycopg2 for a bare URL.
+            url = url.set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {"application_name": "preuve"}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    raise ArgumentError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    # The pool hands a connection to one thread at a time, so the sqlite3 same-thread check is not needed.
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Python's sqlite3 starts transactions implicitly and only before writes; SQLAlchemy emits BEGIN
+        # itself instead (see _on_begin), so that reads are inside the transaction too.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite, per connection
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            # WAL: readers (web, CLI) never block the writer (a drill finishing) and the reverse.
+            cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A deferred transaction that reads then writes fails at once with SQLITE_BUSY if another writer
+        # committed meanwhile (busy_timeout does not apply); IMMEDIATE waits for the lock up front instead.
+        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _open_failure(url: URL, shown: str, exc: BaseException) -> str:
+    reason = _reason(exc)
+    if url.password:
+        reason = reason.replace(str(url.password), redact.MASK)
+    reason = redact.mask(reason)
+    if isinstance(exc, CommandError):
+        check = (
+            "the database was probably upgraded by a newer version of Preuve: upgrade Preuve on this server, "
+            "or point `database` in preuve.toml at this server's own database"
+        )
+    elif url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:":
+            folder = Path(database).parent
+            check = (
+                f"check that the folder {folder} exists, that this user can write to it and to {database}, "
+                "and that the disk is not full"
+            )
+        else:
+            check = "check the `database` setting in preuve.toml"
+    elif url.get_backend_name() == "postgresql":
+        check = (
+            "check that PostgreSQL is running and reachable at "
+            f"{url.host or 'localhost'}:{url.port or 5432}, and the user, password and database name "
+            "in the `database` setting of preuve.toml"
+        )
+    else:
+        check = "use a sqlite:/// or postgresql+psycopg:// URL in the `database` setting of preuve.toml"
+    return f"cannot open the results database {shown}: {reason}. {check[0].upper()}{check[1:]}."
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line only: enough to act on, without SQLAlchemy's statement dump."""
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(original).strip().splitlines() if line.strip()]
+    text_ = "; ".join(lines[:2]) if lines else type(original).__name__
+    return text_.rstrip(".")

@@ -1,0 +1,1 @@
+"""Alembic environment of the results store; run through :meth:`preuve.store.db.Store.upgrade`."""

@@ -1,0 +1,172 @@
+"""Tables of the results store.
+
+Rows are history: targets removed from the configuration keep their rows (``removed_at``), drills in a final
+status are never updated again, and snapshots that disappear from a repository are marked ``gone_at`` rather
+than deleted. The schema is created by the Alembic migrations in :mod:`preuve.store.migrations`; a test checks
+that they match these classes exactly.
+
+JSON columns are plain text holding JSON (written by :mod:`preuve.store.records`), so the schema is the
+same on SQLite and PostgreSQL and a human can read them with any SQL client.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, MetaData, Text, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from preuve.store.types import UTCDateTime
+
+# Named constraints let Alembic alter or drop them later (SQLite batch mode needs names to find them).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# A registry of our own: other SQLModel users in the process (tests, plugins) must not leak tables into the
+# metadata that migrations are compared against.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoreModel(SQLModel, registry=registry(metadata=metadata)):
+    """Base of every table of the results store."""
+
+
+class Client(StoreModel, table=True):
+    __tablename__ = "client"
+
+    id: str = Field(primary_key=True)  # the job file's stem, e.g. "acme"
+    name: str
+    language: str
+    policy: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class Target(StoreModel, table=True):
+    __tablename__ = "target"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    name: str
+    ref: str = Field(unique=True)  # "client/name"
+    kind: str  # local | sftp | s3 | rest
+    location: str  # onsite | offsite
+    media: str
+    repository: str  # display form, never with credentials (see preuve.targets.display)
+    source: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class Probe(StoreModel, table=True):
+    __tablename__ = "probe"
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="target.id", index=True)
+    started_at: datetime = Field(sa_type=UTCDateTime())
+    finished_at: datetime = Field(sa_type=UTCDateTime())
+    ok: bool
+    failure_class: str | None = None
+    message: str = Field(default="", sa_type=Text)
+    reachable: bool | None = None
+    credentials_ok: bool | None = None
+    repository_opens: bool | None = None
+    repository_id: str | None = None
+    snapshot_count: int = 0
+    newest_snapshot_id: str | None = None
+    newest_snapshot_time: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    restic_version: str = ""
+    host: str = ""
+    preuve_version: str = ""
+    facts: str = Field(default="{}", sa_type=Text)  # JSON object
+
+
+class SnapshotSeen(StoreModel, table=True):
+    __tablename__ = "snapshotseen"
+    # The unique constraint's index also serves lookups by target_id (its first column).
+    __table_args__ = (UniqueConstraint("target_id", "snapshot_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="target.id")
+    snapshot_id: str
+    short_id: str
+    time: datetime = Field(sa_type=UTCDateTime())
+    hostname: str = ""
+    username: str = ""
+    paths: str = Field(default="[]", sa_type=Text)  # JSON array of strings
+    tags: str = Field(default="[]", sa_type=Text)  # JSON array of strings
+    tree: str = ""
+    parent: str | None = None
+    first_seen_at: datetime = Field(sa_type=UTCDateTime())
+    last_seen_at: datetime = Field(sa_type=UTCDateTime())
+    gone_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class DrillRun(StoreModel, table=True):
+    __tablename__ = "drillrun"
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="target.id", index=True)
+    kind: str  # DrillKind
+    status: str = Field(index=True)  # DrillStatus
+    requested_by: str
+    requested_at: datetime = Field(sa_type=UTCDateTime(), index=True)  # listings are newest first
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    failure_class: str | None = None
+    message: str = Field(default="", sa_type=Text)
+    snapshot_id: str | None = None
+    snapshot_time: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # Measurements stay NULL until the drill finishes: "not measured" is not "zero".
+    files_in_snapshot: int | None = Field(default=None, sa_type=BigInteger)
+    bytes_in_snapshot: int | None = Field(default=None, sa_type=BigInteger)
+    files_checked: int | None = Field(default=None, sa_type=BigInteger)
+    files_changed_since_snapshot: int | None = Field(default=None, sa_type=BigInteger)
+    bytes_restored: int | None = Field(default=None, sa_type=BigInteger)
+    restore_s: float | None = None
+    duration_s: float | None = None
+    estimated_full_restore_s: float | None = None
+    canaries_checked: int | None = None
+    restic_version: str = ""
+    host: str = ""
+    preuve_version: str = ""
+    worker: str | None = None  # "pid@host" of the process that runs it
+    options: str = Field(default="{}", sa_type=Text)  # JSON object
+
+
+class DrillFinding(StoreModel, table=True):
+    __tablename__ = "drillfinding"
+
+    id: int | None = Field(default=None, primary_key=True)
+    drill_id: int = Field(foreign_key="drillrun.id", index=True)
+    path: str = Field(sa_type=Text)
+    failure_class: str
+    detail: str = Field(default="", sa_type=Text)
+
+
+class DrillCommand(StoreModel, table=True):
+    __tablename__ = "drillcommand"
+    __table_args__ = (UniqueConstraint("drill_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    drill_id: int = Field(foreign_key="drillrun.id", index=True)
+    seq: int  # order of the command within its drill, from 1
+    argv: str = Field(sa_type=Text)  # JSON array of strings, secrets already masked
+    started_at: datetime = Field(sa_type=UTCDateTime())
+    duration_s: float
+    exit_code: int | None = None
+    timed_out: bool = False
+    stdout: str = Field(default="", sa_type=Text)
+    stderr: str = Field(default="", sa_type=Text)
+    note: str = Field(default="", sa_type=Text)
