@@ -171,7 +171,7 @@ def targets_list(as_json: JsonOption = False) -> None:
     from preuve.targets.display import repository_display
 
     config = _config()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "target": t.ref,
             "client": t.client.name,
@@ -192,7 +192,9 @@ def targets_list(as_json: JsonOption = False) -> None:
         return
     width = max(len(r["target"]) for r in rows)
     for row in rows:
-        typer.echo(f"{row['target']:<{width}}  {row['kind']:<5}  {row['location']:<7}  {row['media']:<14}  {row['repository']}")
+        typer.echo(
+            f"{row['target']:<{width}}  {row['kind']:<5}  {row['location']:<7}  {row['media']:<14}  {row['repository']}"
+        )
 
 
 @targets_app.command("probe")
@@ -242,8 +244,16 @@ def targets_probe(
         mark = "ok" if result.ok else f"FAILED ({result.failure_class})"
         typer.echo(f"{ref.ref}: {mark}\n{result.message}")
         for kind, facts in result.facts.items():
-            typer.echo(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in facts.items()) if isinstance(facts, dict) else f"{kind}: {facts}")
-    raise typer.Exit(EXIT_OK if result.ok else (EXIT_FAILED if result.failure_class and result.failure_class.is_backup_problem else EXIT_ERROR))
+            typer.echo(
+                f"{kind}: " + ", ".join(f"{k}={v}" for k, v in facts.items())
+                if isinstance(facts, dict)
+                else f"{kind}: {facts}"
+            )
+    raise typer.Exit(
+        EXIT_OK
+        if result.ok
+        else (EXIT_FAILED if result.failure_class and result.failure_class.is_backup_problem else EXIT_ERROR)
+    )
 
 
 # --- drills ------------------------------------------------------------------------------------------------------
@@ -263,7 +273,16 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import (
+        Progress as Bar,
+    )
 
     with Bar(
         SpinnerColumn(),
@@ -383,7 +402,9 @@ def drill_list(
 @drill_app.command("show")
 def drill_show(
     drill_id: Annotated[int, typer.Argument(help="Drill id (see `drill list`).")],
-    show_log: Annotated[bool, typer.Option("--log", help="Also print the restore log: every command and its output.")] = False,
+    show_log: Annotated[
+        bool, typer.Option("--log", help="Also print the restore log: every command and its output.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """One drill: verdict, figures, findings, and with --log every command run."""

@@ -24,18 +24,15 @@ from preuve.restic import commands, execute
 from preuve.restic.environment import child_env
 
 Echo = Callable[[str], None]
-WORDS = (
-    "facture devis chantier client patient rendez-vous dossier compte bilan salaire contrat plan "
-    "invoice quote site customer appointment record account balance payroll agreement drawing"
-).split()
+WORDS = ["facture", "devis", "chantier", "client", "patient", "rendez-vous", "dossier", "compte", "bilan", "salaire", "contrat", "plan", "invoice", "quote", "site", "customer", "appointment", "record", "account", "balance", "payroll", "agreement", "drawing"]
 
 
-def make_dataset(root: Path, *, files: int = 240, seed: int = 7) -> Path:
+def make_dataset(root: Path, *, files: int = 1200, seed: int = 7) -> Path:
     """A small office's share: letters, spreadsheets, PDFs, photos, a database, a canary. Returns the canary."""
-    rng = random.Random(seed)  # deterministic demo data, not security
+    rng = random.Random(seed)  # noqa: S311 - deterministic demo data, not security
     folders = ["Comptabilite", "Clients/Dupont", "Clients/Martin", "Chantiers/2026", "Photos", "Administratif"]
-    for folder in folders:
-        (root / folder).mkdir(parents=True, exist_ok=True)
+    for name in folders:
+        (root / name).mkdir(parents=True, exist_ok=True)
     for index in range(files):
         folder = root / folders[index % len(folders)]
         kind = index % 6
@@ -64,7 +61,10 @@ def make_dataset(root: Path, *, files: int = 240, seed: int = 7) -> Path:
     database = root / "Administratif" / "agenda.sqlite"
     with sqlite3.connect(database) as db:
         db.execute("CREATE TABLE IF NOT EXISTS rdv (id INTEGER PRIMARY KEY, who TEXT, at TEXT)")
-        db.executemany("INSERT INTO rdv (who, at) VALUES (?, ?)", [(rng.choice(WORDS), f"2026-11-{d:02d}") for d in range(1, 29)] * 50)
+        db.executemany(
+            "INSERT INTO rdv (who, at) VALUES (?, ?)",
+            [(rng.choice(WORDS), f"2026-11-{d:02d}") for d in range(1, 29)] * 50,
+        )
     db.close()
     (root / "Photos" / "chantier-grand.jpg").write_bytes(b"\xff\xd8\xff\xe0" + rng.randbytes(6_000_000) + b"\xff\xd9")
     canary = root / ".preuve-canary"
@@ -110,9 +110,7 @@ def run_demo(directory: Path, *, echo: Echo) -> int:
             return 3
 
     digest = hashlib.sha256(canary.read_bytes()).hexdigest()
-    (config_dir / "preuve.toml").write_text(
-        'database = "sqlite:///preuve.db"\nsandbox = "sandbox"\n', encoding="utf-8"
-    )
+    (config_dir / "preuve.toml").write_text('database = "sqlite:///preuve.db"\nsandbox = "sandbox"\n', encoding="utf-8")
     (config_dir / "jobs" / "demo.yaml").write_text(
         f"""# Written by `preuve demo`.
 client: Cabinet Démo
@@ -137,13 +135,13 @@ targets:
     store = Store.open(config.database_url)
     try:
         echo("4. A restore drill of demo/usb (a sample of files, restored into a sandbox and verified)")
-        drill_id, result = run_now(
-            config, store, "demo/usb", DrillOptions(kind=DrillKind.SAMPLE), requested_by="demo"
-        )
+        drill_id, result = run_now(config, store, "demo/usb", DrillOptions(kind=DrillKind.SAMPLE), requested_by="demo")
     finally:
         store.close()
     echo("")
-    echo(f"Verdict: {result.status.value.upper()}" + (f" ({result.failure_class.value})" if result.failure_class else ""))
+    echo(
+        f"Verdict: {result.status.value.upper()}" + (f" ({result.failure_class.value})" if result.failure_class else "")
+    )
     echo(result.message)
     echo("")
     echo("Restore log:   " + f"preuve --config {config_dir} drill show {drill_id} --log")

@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from preuve import __version__, redact
 from preuve.config.loader import Config, TargetRef
@@ -140,9 +139,7 @@ class _Drill:
             self.result.message = "The drill was interrupted before it finished; its sandbox was removed."
         except Exception as exc:
             log.error("drill %s crashed:\n%s", self.drill_id, redact.mask(traceback.format_exc()))
-            self._fail(
-                PreuveError(FailureClass.INTERNAL, redact.mask(f"Preuve failed: {type(exc).__name__}: {exc}."))
-            )
+            self._fail(PreuveError(FailureClass.INTERNAL, redact.mask(f"Preuve failed: {type(exc).__name__}: {exc}.")))
         finally:
             if self.restic is not None:
                 self.result.log = list(self.restic.log)
@@ -286,7 +283,11 @@ class _Drill:
         if patterns and has(self.restic.version, "restore_include_file"):
             include_file = sandbox.tmp / "include.txt"
             include_file.write_text("".join(p + "\n" for p in patterns), encoding="utf-8")
-            return (*commands.restore(snapshot.id, sandbox.restore_dir, verify=True), "--include-file", str(include_file))
+            return (
+                *commands.restore(snapshot.id, sandbox.restore_dir, verify=True),
+                "--include-file",
+                str(include_file),
+            )
         return commands.restore(snapshot.id, sandbox.restore_dir, patterns, verify=True)
 
     def _restore_findings(self, stderr: str, chosen: set[str] | None) -> None:

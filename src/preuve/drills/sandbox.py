@@ -105,9 +105,9 @@ class Sandbox:
         remove_tree(self.path)
 
 
-def _make_writable(func: Callable[..., Any], path: str, exc: BaseException) -> None:
+def _make_writable(func: Callable[..., Any], path: str, exc_info: Any) -> None:
     # restic restores folders with their original modes (0500, ...): open them up, then retry
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc_info[1], FileNotFoundError):
         return
     parent = os.path.dirname(path)
     with contextlib.suppress(OSError):
@@ -122,7 +122,7 @@ def remove_tree(path: Path) -> None:
     if not path.exists() and not path.is_symlink():
         return
     try:
-        shutil.rmtree(path, onexc=_make_writable)
+        shutil.rmtree(path, onerror=_make_writable)  # onexc is 3.12+
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             log.error("could not remove sandbox %s: %s", path, exc)

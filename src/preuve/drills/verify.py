@@ -108,7 +108,9 @@ class Verifier:
             )
             return outcome
         if not stat.S_ISREG(st.st_mode):
-            outcome.findings.append(Finding(expected.path, FailureClass.CORRUPT_DATA, "restored, but not as a regular file"))
+            outcome.findings.append(
+                Finding(expected.path, FailureClass.CORRUPT_DATA, "restored, but not as a regular file")
+            )
             return outcome
         outcome.restored = True
         outcome.bytes = st.st_size

@@ -42,7 +42,9 @@ def ls(snapshot_id: str) -> Args:
     return ("ls", "--json", snapshot_id)
 
 
-def restore(snapshot_id: str, target: Path, includes: Iterable[str] = (), *, verify: bool = True, json: bool = False) -> Args:
+def restore(
+    snapshot_id: str, target: Path, includes: Iterable[str] = (), *, verify: bool = True, json: bool = False
+) -> Args:
     args = ["restore", snapshot_id, "--target", str(target)]
     if verify:
         args.append("--verify")

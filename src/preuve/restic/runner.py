@@ -40,7 +40,9 @@ def detect_version(binary: str, env: dict[str, str]) -> tuple[Version, execute.C
         raise PreuveError(FailureClass.INTERNAL, f"`{binary} version` failed: {completed.stderr.strip()[:200]}")
     version = parse_version(completed.stdout)
     if version < MINIMUM_SUPPORTED:
-        raise PreuveError(FailureClass.INTERNAL, f"restic {version} is too old: Preuve needs {MINIMUM_SUPPORTED} or newer.")
+        raise PreuveError(
+            FailureClass.INTERNAL, f"restic {version} is too old: Preuve needs {MINIMUM_SUPPORTED} or newer."
+        )
     with _versions_lock:
         _versions[binary] = (version, completed)
     return version, completed
@@ -113,12 +115,16 @@ class Restic:
         try:
             return parse_snapshots(completed.stdout)
         except (ValueError, KeyError) as exc:
-            raise PreuveError(FailureClass.INTERNAL, f"restic printed a snapshot list Preuve cannot read: {exc}") from None
+            raise PreuveError(
+                FailureClass.INTERNAL, f"restic printed a snapshot list Preuve cannot read: {exc}"
+            ) from None
 
     def repository_id(self) -> str:
         from preuve.restic.parse import parse_repo_config
 
-        completed, _ = self.run(commands.cat_config(), what="reading the repository configuration", deadline_s=self.open_timeout_s)
+        completed, _ = self.run(
+            commands.cat_config(), what="reading the repository configuration", deadline_s=self.open_timeout_s
+        )
         return parse_repo_config(completed.stdout).id
 
     def ls(self, snapshot_id: str, on_item: Callable[[LsItem], None], *, deadline_s: float) -> None:

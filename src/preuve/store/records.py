@@ -14,7 +14,6 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Table, func, insert, update
@@ -74,9 +73,8 @@ class DrillSummary:
     """One line of a drill listing."""
 
     id: int
-    ref: str  # "client/target"
-    client_id: str
-    target_name: str
+    target: str  # "client/target"
+    client: str  # client id
     kind: DrillKind
     status: DrillStatus
     requested_by: str
@@ -105,10 +103,12 @@ class DrillDetail(DrillSummary):
     restore_s: float | None
     estimated_full_restore_s: float | None
     canaries_checked: int | None
+    sample_budget_limited: bool | None
+    manifest_sha256: str | None
     restic_version: str
     host: str
     preuve_version: str
-    options: Mapping[str, Any]
+    options: dict[str, Any]
     findings: tuple[Finding, ...]
     commands: tuple[CommandLog, ...]
 
@@ -343,6 +343,8 @@ def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
             "duration_s": result.duration_s,
             "estimated_full_restore_s": result.estimated_full_restore_s,
             "canaries_checked": result.canaries_checked,
+            "sample_budget_limited": result.sample_budget_limited,
+            "manifest_sha256": result.manifest_sha256 or None,
         }
         # Keep what was recorded at the start unless the result knows better.
         for key in ("restic_version", "host", "preuve_version"):
@@ -463,10 +465,12 @@ def get_drill(store: Store, drill_id: int) -> DrillDetail | None:
             restore_s=run.restore_s,
             estimated_full_restore_s=run.estimated_full_restore_s,
             canaries_checked=run.canaries_checked,
+            sample_budget_limited=run.sample_budget_limited,
+            manifest_sha256=run.manifest_sha256,
             restic_version=run.restic_version,
             host=run.host,
             preuve_version=run.preuve_version,
-            options=MappingProxyType(json.loads(run.options)),
+            options=dict(json.loads(run.options)),
             findings=tuple(
                 Finding(path=f.path, failure_class=FailureClass(f.failure_class), detail=f.detail)
                 for f in findings
@@ -492,9 +496,8 @@ def _summary(run: DrillRun, target: Target) -> DrillSummary:
         raise RuntimeError("drill row without id")
     return DrillSummary(
         id=run.id,
-        ref=target.ref,
-        client_id=target.client_id,
-        target_name=target.name,
+        target=target.ref,
+        client=target.client_id,
         kind=DrillKind(run.kind),
         status=DrillStatus(run.status),
         requested_by=run.requested_by,

@@ -129,6 +129,8 @@ def upgrade() -> None:
         sa.Column("duration_s", sa.Float(), nullable=True),
         sa.Column("estimated_full_restore_s", sa.Float(), nullable=True),
         sa.Column("canaries_checked", sa.Integer(), nullable=True),
+        sa.Column("sample_budget_limited", sa.Boolean(), nullable=True),
+        sa.Column("manifest_sha256", sa.String(), nullable=True),
         sa.Column("restic_version", sa.String(), nullable=False),
         sa.Column("host", sa.String(), nullable=False),
         sa.Column("preuve_version", sa.String(), nullable=False),

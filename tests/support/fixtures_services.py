@@ -1,0 +1,288 @@
+"""pytest fixtures that start real servers on 127.0.0.1 and build real restic repositories.
+
+Loaded by tests/conftest.py through ``pytest_plugins``. Session-scoped: ``sshd_server``, ``moto_server``,
+``rest_server``, ``dataset``. Function-scoped: ``blackhole`` and ``target_repo`` (parametrized over
+local/sftp/s3/rest; a test can narrow it with ``@pytest.mark.parametrize("target_repo", ["s3"], indirect=True)``).
+Each fixture stops exactly the processes it started, by PID.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.datasets import (
+    Changes,
+    Manifest,
+    init_and_backup,
+    make_dataset,
+    modify_and_backup,
+    restic_env,
+    run_restic,
+    scan_manifest,
+    write_password_file,
+)
+from tests.support.faults import FolderStore, RepoStore, S3Store
+from tests.support.services import (
+    Blackhole,
+    RestServer,
+    S3Server,
+    SshServer,
+    remove_tree,
+    start_blackhole,
+    start_moto,
+    start_rest,
+    start_sshd,
+)
+
+TARGET_KINDS = ("local", "sftp", "s3", "rest")
+BACKUP_TAGS = ("preuve-test",)
+
+__all__ = ["BACKUP_TAGS", "TARGET_KINDS", "TargetRepo", "build_target_repo"]
+
+
+@dataclass
+class TargetRepo:
+    """A fresh restic repository of one kind holding two backups of a private copy of the dataset.
+
+    Snapshot 1 is the dataset as made; snapshot 2 follows :func:`tests.support.datasets.modify_dataset`
+    (``changes``). ``source`` is the live source, identical to snapshot 2, and ``manifest`` describes it;
+    ``first_manifest`` describes snapshot 1.
+    """
+
+    kind: str
+    name: str
+    repository: str  # the restic repository string used for set-up
+    password: str
+    password_file: Path  # set-up copy, 0600
+    source: Path
+    manifest: Manifest
+    first_manifest: Manifest
+    snapshot_ids: list[str]  # full IDs, oldest first
+    changes: Changes
+    store: RepoStore
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)  # AWS keys, or RESTIC_SFTP_COMMAND (our convention)
+    server: SshServer | S3Server | RestServer | None = None
+    path: Path | None = None  # local and sftp: the repository folder
+    bucket: str | None = None  # s3
+    prefix: str | None = None  # s3
+    url: str | None = None  # rest
+
+    @property
+    def latest_snapshot_id(self) -> str:
+        return self.snapshot_ids[-1]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The target as a Preuve job file holds it; relative paths are relative to the config folder."""
+        password_file = f"secrets/{self.kind}.pass"
+        if self.kind == "local":
+            return {"kind": "local", "path": str(self.path), "password_file": password_file,
+                    "location": "onsite", "media": "disk", "source": str(self.source)}  # fmt: skip
+        if self.kind == "sftp":
+            assert isinstance(self.server, SshServer)
+            return {
+                "kind": "sftp", "host": self.server.host, "port": self.server.port, "user": self.server.user,
+                "identity_file": "secrets/nas.key", "known_hosts": "secrets/known_hosts", "path": str(self.path),
+                "password_file": password_file, "location": "onsite", "media": "nas", "source": str(self.source),
+            }  # fmt: skip
+        if self.kind == "s3":
+            assert isinstance(self.server, S3Server)
+            return {"kind": "s3", "endpoint": self.server.endpoint, "bucket": self.bucket, "prefix": self.prefix,
+                    "env_file": "secrets/s3.env", "password_file": password_file,
+                    "location": "offsite", "media": "object-storage"}  # fmt: skip
+        return {"kind": "rest", "url": self.url, "password_file": password_file,
+                "location": "offsite", "media": "other"}  # fmt: skip
+
+    def write_config(self, config_dir: Path) -> dict[str, Any]:
+        """Write the secrets this target needs under ``config_dir/secrets/`` (mode 0600) and return :attr:`spec`."""
+        spec = self.spec
+        secrets_dir = Path(config_dir) / "secrets"
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        secrets_dir.chmod(0o700)
+        write_password_file(Path(config_dir) / spec["password_file"], self.password)
+        if self.kind == "sftp":
+            assert isinstance(self.server, SshServer)
+            _copy_secret(self.server.identity_file, Path(config_dir) / spec["identity_file"])
+            _copy_secret(self.server.known_hosts, Path(config_dir) / spec["known_hosts"])
+        if self.kind == "s3":
+            env_file = Path(config_dir) / spec["env_file"]
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in self.extra_env.items()))
+            env_file.chmod(0o600)
+        return spec
+
+    def restic_env(self, cache_dir: Path | None = None) -> dict[str, str]:
+        """The environment for set-up restic commands (``run_restic`` adds ``--no-cache`` unless ``cache_dir``)."""
+        return restic_env(self.repository, self.password_file, self.extra_env, cache_dir=cache_dir)
+
+    def restic(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_restic(list(args), self.restic_env(), timeout, check=check)
+
+    def destroy(self) -> None:
+        """Remove the repository and the source copy (servers stay up; they belong to session fixtures)."""
+        if self.kind == "s3" and isinstance(self.server, S3Server) and self.bucket:
+            if self.server.service.running:
+                self.server.resume()
+                self.server.delete_bucket(self.bucket)
+        elif self.kind == "rest" and isinstance(self.server, RestServer):
+            remove_tree(self.server.repo_dir(self.name))
+        remove_tree(self.workdir)
+
+
+def _copy_secret(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    dst.chmod(0o600)
+
+
+def build_target_repo(
+    kind: str,
+    workdir: Path,
+    dataset: Manifest,
+    *,
+    sshd: SshServer | None = None,
+    s3: S3Server | None = None,
+    rest: RestServer | None = None,
+    tags: tuple[str, ...] = BACKUP_TAGS,
+) -> TargetRepo:
+    """Copy the dataset to ``workdir/source``, create a ``kind`` repository and back the copy up twice."""
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = f"{kind}-{secrets.token_hex(4)}"
+    source = workdir / "source"
+    shutil.copytree(dataset.root, source, symlinks=True)
+    first_manifest = dataset.rebased(source)
+    password_file = workdir / "password"
+    password = write_password_file(password_file)
+    extra_env: dict[str, str] = {}
+    path: Path | None = None
+    bucket = prefix = url = None
+    server: SshServer | S3Server | RestServer | None = None
+    store: RepoStore
+    if kind == "local":
+        path = workdir / "repo"
+        repository = str(path)
+        store = FolderStore(path)
+    elif kind == "sftp":
+        if sshd is None:
+            raise ValueError("an sftp target needs the sshd server")
+        server = sshd
+        path = workdir / "repo"
+        repository = f"sftp:{sshd.host}:{path}"
+        extra_env["RESTIC_SFTP_COMMAND"] = sshd.ssh_command()
+        store = FolderStore(path)
+    elif kind == "s3":
+        if s3 is None:
+            raise ValueError("an s3 target needs the moto server")
+        server = s3
+        bucket = s3.create_bucket(f"preuve-{secrets.token_hex(5)}")
+        prefix = "restic"
+        repository = f"s3:{s3.endpoint}/{bucket}/{prefix}"
+        extra_env.update(s3.env())
+        store = S3Store(s3.client(), bucket, prefix)
+    elif kind == "rest":
+        if rest is None:
+            raise ValueError("a rest target needs the REST server")
+        server = rest
+        url = rest.repo_url(name)
+        repository = f"rest:{url}"
+        store = FolderStore(rest.repo_dir(name))
+    else:
+        raise ValueError(f"unknown target kind {kind!r}")
+
+    init_and_backup(repository, password_file, source, extra_env, tags)
+    snapshot_ids, changes = modify_and_backup(repository, password_file, source, extra_env, tags)
+    return TargetRepo(
+        kind=kind,
+        name=name,
+        repository=repository,
+        password=password,
+        password_file=password_file,
+        source=source,
+        manifest=scan_manifest(source),
+        first_manifest=first_manifest,
+        snapshot_ids=snapshot_ids,
+        changes=changes,
+        store=store,
+        workdir=workdir,
+        extra_env=extra_env,
+        server=server,
+        path=path,
+        bucket=bucket,
+        prefix=prefix,
+        url=url,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestServer]:
+    server = start_rest(tmp_path_factory.mktemp("rest"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def blackhole() -> Iterator[Blackhole]:
+    hole = start_blackhole()
+    try:
+        yield hole
+    finally:
+        hole.stop()
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    """The default dataset (300 files, seed 1), made once. Read-only by convention: copy it before changing it."""
+    return make_dataset(tmp_path_factory.mktemp("dataset") / "src")
+
+
+@pytest.fixture(params=TARGET_KINDS, ids=list(TARGET_KINDS))
+def target_repo(
+    request: pytest.FixtureRequest, dataset: Manifest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TargetRepo]:
+    kind: str = request.param
+    servers: dict[str, Any] = {}
+    if kind == "sftp":
+        servers["sshd"] = request.getfixturevalue("sshd_server")
+    elif kind == "s3":
+        servers["s3"] = request.getfixturevalue("moto_server")
+    elif kind == "rest":
+        servers["rest"] = request.getfixturevalue("rest_server")
+    repo = build_target_repo(kind, tmp_path_factory.mktemp(f"target-{kind}"), dataset, **servers)
+    try:
+        yield repo
+    finally:
+        if repo.server is not None:
+            repo.server.resume()  # a test that paused the shared server and then failed must not hang the next
+        repo.destroy()
