@@ -168,10 +168,11 @@ def scan_manifest(root: Path, *, canary_path: str = CANARY_NAME) -> Manifest:
 # ------------------------------------------------------------------------------------------- file contents
 
 _WORDS = (
-    "facture client devis contrat livraison chantier patient rendez-vous ordonnance compte rapport annuel "
-    "budget projet réunion équipe planning stock commande fournisseur paiement relance dossier archive "
-    "the invoice customer quote delivery site report meeting schedule order supplier payment reminder"
-).split()
+    "facture", "client", "devis", "contrat", "livraison", "chantier", "patient", "rendez-vous", "ordonnance",
+    "compte", "rapport", "annuel", "budget", "projet", "réunion", "équipe", "planning", "stock", "commande",
+    "fournisseur", "paiement", "relance", "dossier", "archive", "the", "invoice", "customer", "quote", "delivery",
+    "site", "report", "meeting", "schedule", "order", "supplier", "payment", "reminder",
+)  # fmt: skip
 
 
 def _text(rng: random.Random, size: int, header: str) -> bytes:
@@ -201,31 +202,42 @@ def _csv(rng: random.Random, size: int, header: str) -> bytes:
 
 
 def _pdf(rng: random.Random, size: int, title: str) -> bytes:
-    """A small but well-formed PDF (catalog, page, font, text stream, one binary stream as padding, xref)."""
+    """A well-formed PDF (catalog, page, font, text stream, one binary image stream as padding, xref) of exactly
+    ``size`` bytes when ``size`` is above ~1 KB."""
     text = title.replace("\\", "").replace("(", "").replace(")", "")
     content = f"BT /F1 14 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
-    pad = max(0, size - 900)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Filter /DCTDecode /Length %d >>\nstream\n" % pad + rng.randbytes(pad) + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    noise = rng.randbytes(size)
+
+    def build(pad: int) -> bytes:
+        objects = [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> /XObject << /Im1 6 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8 "
+            b"/Filter /DCTDecode /Length %d >>\nstream\n" % pad + noise[:pad] + b"\nendstream",
+        ]
+        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        offsets = []
+        for number, body in enumerate(objects, start=1):
+            offsets.append(len(out))
+            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+        xref = len(out)
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        for offset in offsets:
+            out += b"%010d 00000 n \n" % offset
+        out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+        return bytes(out)
+
+    pad = 0
+    for _ in range(4):  # the digits of the lengths and offsets move a little with the padding
+        data = build(pad)
+        if len(data) == size:
+            break
+        pad = max(0, pad + size - len(data))
+    return data
 
 
 def _jpeg(rng: random.Random, size: int) -> bytes:
@@ -251,7 +263,12 @@ def _png(rng: random.Random, width: int, height: int) -> bytes:
         for x in range(width):
             rows += bytes(((x * 7 + y) & 0xFF, (y * 5) & 0xFF, rng.randint(0, 255)))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _docx(rng: random.Random, title: str) -> bytes:

@@ -31,12 +31,14 @@ from tests.support.datasets import backup, restic_argv, run_restic, snapshots
 
 __all__ = [
     "BlobLocation",
+    "BlobUse",
     "Fault",
     "FolderStore",
     "RepoIndex",
     "RepoStore",
     "S3Store",
     "blob_owners",
+    "blob_uses",
     "corrupt_pack",
     "corrupt_tree_pack",
     "delete_index",
@@ -228,17 +230,33 @@ def load_index(env: Mapping[str, str], timeout: float = 120) -> RepoIndex:
     return RepoIndex(blobs=blobs, packs=packs)
 
 
-def blob_owners(env: Mapping[str, str], blob_ids: Iterable[str], timeout: float = 120) -> dict[str, set[str]]:
-    """Blob id -> absolute paths (as backed up) of the files that use it, from ``restic find --json --blob``."""
+@dataclass(frozen=True)
+class BlobUse:
+    blob_id: str
+    snapshot_id: str
+    path: str  # absolute path of the file, as backed up
+
+
+def blob_uses(env: Mapping[str, str], blob_ids: Iterable[str], timeout: float = 120) -> list[BlobUse]:
+    """Every (snapshot, file) that uses one of these blobs, from one ``restic find --json --blob`` call."""
     ids = sorted(set(blob_ids))
-    owners: dict[str, set[str]] = {blob: set() for blob in ids}
     if not ids:
-        return owners
+        return []
     proc = run_restic(["find", "--json", "--blob", *ids], env, timeout)
-    parsed = json.loads(proc.stdout or "[]") or []
-    for match in parsed:
-        if match.get("object_type") == "blob" and match.get("id") in owners:
-            owners[match["id"]].add(match["path"])
+    wanted = set(ids)
+    return [
+        BlobUse(match["id"], match["snapshot"], match["path"])
+        for match in json.loads(proc.stdout or "[]") or []
+        if match.get("object_type") == "blob" and match.get("id") in wanted
+    ]
+
+
+def blob_owners(env: Mapping[str, str], blob_ids: Iterable[str], timeout: float = 120) -> dict[str, set[str]]:
+    """Blob id -> absolute paths (as backed up) of the files that use it, in any snapshot."""
+    ids = set(blob_ids)
+    owners: dict[str, set[str]] = {blob: set() for blob in ids}
+    for use in blob_uses(env, ids, timeout):
+        owners[use.blob_id].add(use.path)
     return owners
 
 
@@ -253,8 +271,22 @@ class Fault:
     keys: list[str]  # repo-relative keys written, deleted or created
     pack_id: str | None = None
     blob_ids: list[str] = field(default_factory=list)  # blobs whose bytes were damaged or removed
-    damaged_paths: list[str] = field(default_factory=list)  # absolute paths (as backed up) of files reached
+    damaged_paths: list[str] = field(default_factory=list)  # absolute paths (as backed up), any snapshot
+    damaged_by_snapshot: dict[str, list[str]] = field(default_factory=dict)  # full snapshot id -> paths
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def damaged_in(self, snapshot_id: str) -> list[str]:
+        """Paths damaged in one snapshot (full id or a unique prefix, e.g. a short id)."""
+        return sorted({p for sid, paths in self.damaged_by_snapshot.items() if sid.startswith(snapshot_id)
+                       for p in paths})  # fmt: skip
+
+
+def _damage(uses: Iterable[BlobUse]) -> tuple[list[str], dict[str, list[str]]]:
+    by_snapshot: dict[str, set[str]] = {}
+    for use in uses:
+        by_snapshot.setdefault(use.snapshot_id, set()).add(use.path)
+    union = sorted({p for paths in by_snapshot.values() for p in paths})
+    return union, {sid: sorted(paths) for sid, paths in sorted(by_snapshot.items())}
 
 
 def flip_bytes(store: RepoStore, key: str, offset: int, count: int = 16) -> None:
@@ -267,9 +299,7 @@ def flip_bytes(store: RepoStore, key: str, offset: int, count: int = 16) -> None
     store.write(key, bytes(data))
 
 
-def _target_data_blob(
-    index: RepoIndex, env: Mapping[str, str], sha256: str | None, path: str | None
-) -> tuple[BlobLocation, dict[str, set[str]] | None]:
+def _target_data_blob(index: RepoIndex, env: Mapping[str, str], sha256: str | None, path: str | None) -> BlobLocation:
     """The data blob to damage: the file with this content hash (a single-blob file), this file's largest blob,
     or the largest data blob in the repository (a piece of the largest file)."""
     if sha256 is not None:
@@ -279,14 +309,14 @@ def _target_data_blob(
                 f"no data blob {sha256[:12]}: only files of 1 byte to 512 KiB are stored as one blob named by "
                 "their SHA-256; pass path= for larger files"
             )
-        return loc, None
+        return loc
     if path is not None:
-        owners = blob_owners(env, (loc.blob_id for loc in index.data_blobs()))
-        mine = [index.blobs[blob] for blob, paths in owners.items() if path in paths]
+        uses = blob_uses(env, (loc.blob_id for loc in index.data_blobs()))
+        mine = {use.blob_id for use in uses if use.path == path}
         if not mine:
             raise LookupError(f"no data blob of {path} in the repository (give the absolute path as backed up)")
-        return max(mine, key=lambda loc: (loc.length, loc.blob_id)), owners
-    return max(index.data_blobs(), key=lambda loc: (loc.length, loc.blob_id)), None
+        return max((index.blobs[blob] for blob in mine), key=lambda loc: (loc.length, loc.blob_id))
+    return max(index.data_blobs(), key=lambda loc: (loc.length, loc.blob_id))
 
 
 def corrupt_pack(
@@ -305,18 +335,19 @@ def corrupt_pack(
     ``Pack ID does not match``, restore ``ciphertext verification failed`` for the files in ``damaged_paths``.
     """
     index = load_index(env)
-    loc, owners = _target_data_blob(index, env, sha256, path)
+    loc = _target_data_blob(index, env, sha256, path)
+    damaged, by_snapshot = _damage(blob_uses(env, [loc.blob_id]))
     key = store.pack_key(loc.pack_id)
-    flip_bytes(store, key, loc.offset + loc.length // 2 - count // 2, count)
-    if owners is None:
-        owners = blob_owners(env, [loc.blob_id])
+    offset = loc.offset + loc.length // 2 - count // 2
+    flip_bytes(store, key, offset, count)
     return Fault(
         name="corrupt-pack",
         keys=[key],
         pack_id=loc.pack_id,
         blob_ids=[loc.blob_id],
-        damaged_paths=sorted(owners.get(loc.blob_id, set())),
-        detail={"offset": loc.offset + loc.length // 2 - count // 2, "count": count},
+        damaged_paths=damaged,
+        damaged_by_snapshot=by_snapshot,
+        detail={"offset": offset, "count": count},
     )
 
 
@@ -324,12 +355,13 @@ def _pack_fault(
     name: str, store: RepoStore, env: Mapping[str, str], sha256: str | None, path: str | None
 ) -> tuple[Fault, int]:
     index = load_index(env)
-    loc, _ = _target_data_blob(index, env, sha256, path)
+    loc = _target_data_blob(index, env, sha256, path)
     blobs = [b.blob_id for b in index.packs[loc.pack_id]]
-    owners = blob_owners(env, blobs)
+    damaged, by_snapshot = _damage(blob_uses(env, blobs))
     key = store.pack_key(loc.pack_id)
-    damaged = sorted({p for paths in owners.values() for p in paths})
-    return Fault(name=name, keys=[key], pack_id=loc.pack_id, blob_ids=blobs, damaged_paths=damaged), store.size(key)
+    fault = Fault(name=name, keys=[key], pack_id=loc.pack_id, blob_ids=blobs, damaged_paths=damaged,
+                  damaged_by_snapshot=by_snapshot)  # fmt: skip
+    return fault, store.size(key)
 
 
 def delete_pack(
@@ -376,10 +408,8 @@ def corrupt_tree_pack(
     index = load_index(env)
     root = index.blobs[root_tree]
     key = store.pack_key(root.pack_id)
-    if where == "root":
-        offset = root.offset + root.length // 2 - count // 2
-    else:
-        offset = store.size(key) // 2 - count // 2
+    middle = root.offset + root.length // 2 if where == "root" else store.size(key) // 2
+    offset = middle - count // 2
     hit = index.blobs_covering(root.pack_id, offset, offset + count)
     flip_bytes(store, key, offset, count)
     return Fault(

@@ -21,12 +21,14 @@ import pytest
 from tests.support.datasets import (
     Changes,
     Manifest,
-    init_and_backup,
+    backup,
+    init_repo,
     make_dataset,
-    modify_and_backup,
+    modify_dataset,
     restic_env,
     run_restic,
     scan_manifest,
+    snapshots,
     write_password_file,
 )
 from tests.support.faults import FolderStore, RepoStore, S3Store
@@ -198,8 +200,20 @@ def build_target_repo(
     else:
         raise ValueError(f"unknown target kind {kind!r}")
 
-    init_and_backup(repository, password_file, source, extra_env, tags)
-    snapshot_ids, changes = modify_and_backup(repository, password_file, source, extra_env, tags)
+    try:
+        env = restic_env(repository, password_file, extra_env)
+        init_repo(env)
+        backup(env, source, tags=tags)
+        changes = modify_dataset(source)
+        backup(env, source, tags=tags)
+        snapshot_ids = [str(snap["id"]) for snap in snapshots(env)]
+    except BaseException:
+        if bucket and s3 is not None:
+            s3.delete_bucket(bucket)
+        if kind == "rest" and rest is not None:
+            remove_tree(rest.repo_dir(name))
+        remove_tree(workdir)
+        raise
     return TargetRepo(
         kind=kind,
         name=name,

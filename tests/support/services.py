@@ -253,7 +253,7 @@ class SshServer:
 
     def ssh_command(self, identity_file: Path | None = None) -> str:
         """The value for restic's ``-o sftp.command=...`` (restic splits it on spaces, so paths must have none)."""
-        return " ".join(self.ssh_argv(identity_file) + ["-s", "sftp"])
+        return " ".join([*self.ssh_argv(identity_file), "-s", "sftp"])
 
     def ssh_argv(self, identity_file: Path | None = None) -> list[str]:
         key = identity_file or self.identity_file
@@ -598,13 +598,13 @@ def start_blackhole() -> Blackhole:
 
 
 def remove_tree(path: Path) -> None:
-    """rmtree that also removes read-only entries (restic writes packs as 0400)."""
+    """rmtree that also copes with read-only entries (restic writes packs and folders with restrictive modes)."""
 
     def _onerror(func: Any, target: str, _exc: Any) -> None:
         with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target) or ".", 0o700)  # noqa: PTH101, PTH120
-            os.chmod(target, 0o700)  # noqa: PTH101
+            Path(target).parent.chmod(0o700)
+            Path(target).chmod(0o700)
         func(target)
 
-    if path.exists():
+    if Path(path).exists():
         shutil.rmtree(path, onerror=_onerror)

@@ -47,18 +47,14 @@ def test_sample_size_defaults_and_documented_values() -> None:
     assert sample_size(0.9, 0.1) == 22
 
 
-@pytest.mark.parametrize(
-    ("confidence", "defect_rate"), [(0.99, 0.01), (0.95, 0.05), (0.999, 0.001), (0.5, 0.5)]
-)
+@pytest.mark.parametrize(("confidence", "defect_rate"), [(0.99, 0.01), (0.95, 0.05), (0.999, 0.001), (0.5, 0.5)])
 def test_sample_size_is_the_smallest_that_gives_the_confidence(confidence: float, defect_rate: float) -> None:
     n = sample_size(confidence, defect_rate)
     assert 1 - (1 - defect_rate) ** n >= confidence
     assert 1 - (1 - defect_rate) ** (n - 1) < confidence
 
 
-@pytest.mark.parametrize(
-    ("confidence", "defect_rate"), [(0, 0.01), (1, 0.01), (0.99, 0), (0.99, 1), (1.5, 0.1)]
-)
+@pytest.mark.parametrize(("confidence", "defect_rate"), [(0, 0.01), (1, 0.01), (0.99, 0), (0.99, 1), (1.5, 0.1)])
 def test_sample_size_rejects_rates_outside_zero_one(confidence: float, defect_rate: float) -> None:
     with pytest.raises(ValueError):
         sample_size(confidence, defect_rate)
@@ -143,7 +139,7 @@ def test_large_files_are_always_represented() -> None:
     huge = {files[p].path for p in huge_positions}
 
     sample = run(files, n=459, share=0.1)
-    # A uniform draw of 459 out of 10,000 expects fewer than one of the 20; the large-file stratum takes them all.
+    # A uniform draw of 459 in 10,000 expects under one of the 20; the large-file stratum takes them all.
     assert huge <= set(sample.paths)
 
     # Under a 60 GiB budget several huge files cannot all fit, but the smallest huge one that fits is kept.

@@ -8,44 +8,44 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, make_url, select
+from sqlalchemy.engine import Dialect
 
 from preuve.config.model import Target as TargetSpec
 from preuve.store.types import UTCDateTime
 from preuve.targets.display import repository_display
 
 PARIS_SUMMER = timezone(timedelta(hours=2))
+POSTGRES: Dialect = make_url("postgresql+psycopg://").get_dialect()()
+SQLITE: Dialect = make_url("sqlite://").get_dialect()()
 
 
 def test_bind_converts_to_utc_and_strips_offset_only_on_sqlite() -> None:
     value = datetime(2024, 7, 1, 14, 30, 5, 123456, tzinfo=PARIS_SUMMER)
     column_type = UTCDateTime()
-    on_postgres = column_type.process_bind_param(value, postgresql.dialect())
-    on_sqlite = column_type.process_bind_param(value, sqlite.dialect())
+    on_postgres = column_type.process_bind_param(value, POSTGRES)
+    on_sqlite = column_type.process_bind_param(value, SQLITE)
     assert on_postgres == datetime(2024, 7, 1, 12, 30, 5, 123456, tzinfo=UTC)
     assert on_postgres is not None and on_postgres.tzinfo is UTC
     assert on_sqlite == datetime(2024, 7, 1, 12, 30, 5, 123456)  # noqa: DTZ001 - naive, UTC by construction
 
 
-@pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()], ids=["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", [POSTGRES, SQLITE], ids=["postgresql", "sqlite"])
 def test_naive_datetimes_are_refused(dialect: Any) -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         UTCDateTime().process_bind_param(datetime(2024, 7, 1, 12, 0), dialect)  # noqa: DTZ001
 
 
 def test_none_passes_through() -> None:
-    assert UTCDateTime().process_bind_param(None, sqlite.dialect()) is None
-    assert UTCDateTime().process_result_value(None, sqlite.dialect()) is None
+    assert UTCDateTime().process_bind_param(None, SQLITE) is None
+    assert UTCDateTime().process_result_value(None, SQLITE) is None
 
 
 def test_results_are_aware_utc() -> None:
     column_type = UTCDateTime()
-    naive = column_type.process_result_value(datetime(2024, 1, 2, 3, 4, 5), sqlite.dialect())  # noqa: DTZ001
+    naive = column_type.process_result_value(datetime(2024, 1, 2, 3, 4, 5), SQLITE)  # noqa: DTZ001
     assert naive == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    shifted = column_type.process_result_value(
-        datetime(2024, 1, 2, 5, 4, 5, tzinfo=PARIS_SUMMER), postgresql.dialect()
-    )
+    shifted = column_type.process_result_value(datetime(2024, 1, 2, 5, 4, 5, tzinfo=PARIS_SUMMER), POSTGRES)
     assert shifted is not None and shifted.tzinfo is UTC
     assert shifted == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -86,8 +86,8 @@ def test_naive_value_refused_through_a_statement(tmp_path: Path) -> None:
 
 
 def test_storage_type_is_timestamptz_on_postgresql() -> None:
-    compiled = UTCDateTime().dialect_impl(postgresql.dialect())
-    assert compiled.compile(dialect=postgresql.dialect()) == "TIMESTAMP WITH TIME ZONE"
+    compiled = UTCDateTime().dialect_impl(POSTGRES)
+    assert compiled.compile(dialect=POSTGRES) == "TIMESTAMP WITH TIME ZONE"
 
 
 # ------------------------------------------------------------------------------------- repository display

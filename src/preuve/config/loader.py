@@ -108,11 +108,15 @@ def load_config(directory: Path) -> Config:
     jobs_dir = directory / "jobs"
     job_files = sorted([*jobs_dir.glob("*.yaml"), *jobs_dir.glob("*.yml")]) if jobs_dir.is_dir() else []
     for file in job_files:
+        if file.name.startswith("."):
+            continue  # editor lock and backup files (.#acme.yaml)
         client, file_problems = _load_job(file, directory)
         problems += file_problems
         if client is not None and not file_problems:
             if client.id in config.clients:
-                problems.append(f"{file}: client id {client.id!r} is also defined by {config.clients[client.id].file}")
+                problems.append(
+                    f"{file}:1: client id {client.id!r} is also defined by {config.clients[client.id].file}"
+                )
             else:
                 config.clients[client.id] = client
     if problems:
@@ -123,12 +127,14 @@ def load_config(directory: Path) -> Config:
 def _load_job(file: Path, directory: Path) -> tuple[Client | None, list[str]]:
     client_id = file.stem
     doc = load_yaml(file)
-    if doc.problems:
-        return None, doc.problems
     if not _CLIENT_ID.match(client_id):
-        doc.problems.append(
-            f"{file}: the file name is the client id and must be lowercase letters, digits, '-' or '_'"
+        doc.problems.insert(
+            0,
+            f"{file}:1: the file name is the client id: {client_id!r} must be lowercase letters, digits, "
+            "'-' or '_' (rename the file, for example to acme.yaml)",
         )
+    if doc.data is None and doc.problems:
+        return None, doc.problems
     if not isinstance(doc.data, dict):
         doc.problems.append(f"{file}:1: a job file is a mapping with client, targets, ...")
         return None, doc.problems

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from preuve.config.units import parse_duration, parse_size
 
@@ -112,6 +112,8 @@ class S3Target(_TargetBase):
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+/?$", value):
             raise ValueError("must be an http:// or https:// URL with no path, like https://s3.example.net")
+        if "@" in value:
+            raise ValueError("must not carry credentials: put them in env_file")
         return value.rstrip("/")
 
     @field_validator("bucket")
@@ -141,6 +143,30 @@ class RestTarget(_TargetBase):
 Target = Annotated[LocalTarget | SftpTarget | S3Target | RestTarget, Field(discriminator="kind")]
 
 
+def _target_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"target name {name!r} must be lowercase letters, digits, '-' or '_'")
+    return name
+
+
+def _email(address: str) -> str:
+    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+        raise ValueError(f"{address!r} is not an e-mail address")
+    return address
+
+
+def _policy_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r} is not a policy name: the name of a file in policies/ without .yaml")
+    return name
+
+
+# Checked one by one, so that an error names the offending target or address (and its line), not the whole field.
+TargetName = Annotated[str, AfterValidator(_target_name)]
+Email = Annotated[str, AfterValidator(_email)]
+PolicyName = Annotated[str, AfterValidator(_policy_name)]
+
+
 class Schedule(_Strict):
     drill: str | None = None
     integrity: str | None = None
@@ -149,28 +175,17 @@ class Schedule(_Strict):
 class JobFile(_Strict):
     client: str = Field(min_length=1)
     language: Literal["fr", "en"] = "en"
-    contacts: list[str] = Field(default_factory=list)
-    policy: str = "standard"
+    contacts: list[Email] = Field(default_factory=list)
+    policy: PolicyName = "standard"
     policy_overrides: dict[str, object] = Field(default_factory=dict)
-    targets: dict[str, Target]
+    targets: dict[TargetName, Target]
     schedule: Schedule = Field(default_factory=Schedule)
 
     @field_validator("targets")
     @classmethod
-    def _target_names(cls, value: dict[str, Target]) -> dict[str, Target]:
+    def _targets(cls, value: dict[str, Target]) -> dict[str, Target]:
         if not value:
             raise ValueError("a client needs at least one target")
-        for name in value:
-            if not _NAME.match(name):
-                raise ValueError(f"target name {name!r} must be lowercase letters, digits, '-' or '_'")
-        return value
-
-    @field_validator("contacts")
-    @classmethod
-    def _emails(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
-                raise ValueError(f"{address!r} is not an e-mail address")
         return value
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from preuve.errors import FailureClass
 
 BLOCK = 64 * 1024  # bytes read from the start, and from the middle of big text files
+DEFAULT_ENTROPY_THRESHOLD = 7.8  # bits per byte; DrillSettings.entropy_threshold overrides it
 MIN_ENTROPY_BYTES = 256  # below this, even random bytes do not show a telling entropy
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # integrity_check also cross-checks every index against its table, which is slow on big files; quick_check is
@@ -75,8 +76,8 @@ class FileKind:
 
     @property
     def needed(self) -> int:
-        """Bytes a file must hold to carry its signature."""
-        return min((m.offset + len(m.value) for m in self.magics), default=0)
+        """Below this size a file cannot carry its signature, whichever of the alternatives."""
+        return max((m.offset + len(m.value) for m in self.magics), default=0)
 
 
 def _m(value: bytes, offset: int = 0) -> Magic:
@@ -117,9 +118,7 @@ _OLE2_OFFICE = FileKind(
 )
 _JPEG = FileKind("JPEG", "a JPEG header (FF D8 FF)", _IMAGES, can_be_empty=False)
 _TIFF = FileKind("TIFF", "a TIFF header (II*\\0 or MM\\0*)", _IMAGES, can_be_empty=False)
-_SQLITE = FileKind(
-    "SQLite database", "an SQLite header (SQLite format 3)", (_m(SQLITE_MAGIC),), can_be_empty=False
-)
+_SQLITE = FileKind("SQLite database", "an SQLite header (SQLite format 3)", (_m(SQLITE_MAGIC),), can_be_empty=False)
 _GZIP = FileKind("gzip", "a gzip header (1F 8B)", (_m(b"\x1f\x8b"),), can_be_empty=False)
 _ISO = FileKind("MP4/QuickTime", "an ISO media box (ftyp at offset 4)", _ISO_MEDIA, can_be_empty=False)
 _TEXT = FileKind("{ext}", "", text=True)
@@ -138,9 +137,7 @@ KINDS: dict[str, FileKind] = {
     **dict.fromkeys(("tif", "tiff"), _TIFF),
     **dict.fromkeys(("sqlite", "sqlite3", "db3"), _SQLITE),
     **dict.fromkeys(("gz", "tgz"), _GZIP),
-    "7z": FileKind(
-        "7-Zip", "a 7-Zip signature (37 7A BC AF 27 1C)", (_m(b"7z\xbc\xaf\x27\x1c"),), can_be_empty=False
-    ),
+    "7z": FileKind("7-Zip", "a 7-Zip signature (37 7A BC AF 27 1C)", (_m(b"7z\xbc\xaf\x27\x1c"),), can_be_empty=False),
     "rar": FileKind("RAR", "a RAR signature (Rar! 1A 07)", (_m(b"Rar!\x1a\x07"),), can_be_empty=False),
     "mp3": FileKind(
         "MP3",
@@ -170,8 +167,9 @@ _SIGNATURES: tuple[tuple[str, Magic], ...] = (
     ("a RAR signature", _m(b"Rar!\x1a\x07")),
     ("an RTF header", _RTF),
     ("an ELF executable header", _m(b"\x7fELF")),
-    ("a Windows executable header", _m(b"MZ")),
 )
+# Two bytes happen at random once in 65,536 files: named only when the rest does not look random.
+_WEAK_SIGNATURES: tuple[tuple[str, Magic], ...] = (("a Windows executable header", _m(b"MZ")),)
 
 # Extensions that well-known ransomware families append to the files they encrypt (WannaCry, Ryuk, LockBit,
 # Locky, Cerber, TeslaCrypt, Conti, Akira, Black Basta, Royal...). A heuristic: a few legitimate tools also
@@ -246,7 +244,7 @@ def _random_shortfall(length: int) -> float:
     return 8.0 - expected
 
 
-def looks_random(data: bytes, threshold: float = 7.8) -> tuple[bool, float]:
+def looks_random(data: bytes, threshold: float = DEFAULT_ENTROPY_THRESHOLD) -> tuple[bool, float]:
     """Whether ``data`` has the entropy of random (encrypted, compressed) bytes, and the entropy measured."""
     entropy = shannon_entropy(data)
     if len(data) < MIN_ENTROPY_BYTES:
@@ -264,6 +262,11 @@ def _looks_like_text(head: bytes) -> bool:
     # Random bytes have ~11 % control characters; text has tab, CR and LF only.
     controls = sum(1 for b in sample if b < 0x20 and b not in (0x09, 0x0A, 0x0D))
     return controls <= len(sample) // 100
+
+
+def _bits(entropy: float) -> str:
+    """Entropy for a message, truncated: 7.997 reads 7.99, never an impossible-looking 8.00 for real data."""
+    return f"entropy {math.floor(entropy * 100) / 100:.2f} bits/byte"
 
 
 def _extension(name: str) -> str:
@@ -301,17 +304,19 @@ def _kind_name(kind: FileKind, path: Path) -> str:
 def _found(head: bytes, threshold: float) -> str:
     """What the start of a file looks like, for the verdict."""
     random, entropy = looks_random(head, threshold)
-    if random:
-        return f"random-looking bytes (entropy {entropy:.2f} bits/byte)"
+    # A known signature first: a ZIP or a JPEG is random-looking too, and naming it says more.
     for label, magic in _SIGNATURES:
         if magic.matches(head):
-            return f"{label} instead (entropy {entropy:.2f} bits/byte)"
-    return f"bytes {head[:8].hex(' ')} (entropy {entropy:.2f} bits/byte)"
+            return f"{label} instead ({_bits(entropy)})"
+    if random:
+        return f"random-looking bytes ({_bits(entropy)})"
+    for label, magic in _WEAK_SIGNATURES:
+        if magic.matches(head):
+            return f"{label} instead ({_bits(entropy)})"
+    return f"bytes {head[:8].hex(' ')} ({_bits(entropy)})"
 
 
-def _verdict(
-    path: Path, detail: str, failure_class: FailureClass = FailureClass.SUSPICIOUS_CONTENT
-) -> ContentVerdict:
+def _verdict(path: Path, detail: str, failure_class: FailureClass = FailureClass.SUSPICIOUS_CONTENT) -> ContentVerdict:
     return ContentVerdict(str(path), failure_class, detail)
 
 
@@ -327,7 +332,7 @@ def _read_blocks(path: Path, *, middle: bool) -> tuple[int, bytes, bytes]:
     return size, head, mid
 
 
-def check_file(path: Path, *, entropy_threshold: float = 7.8) -> ContentVerdict | None:
+def check_file(path: Path, *, entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD) -> ContentVerdict | None:
     """A verdict when a restored file looks encrypted or damaged, else None (fine, or not a known kind).
 
     Raises OSError when the file cannot be read: the caller reports that separately.
@@ -353,20 +358,19 @@ def check_file(path: Path, *, entropy_threshold: float = 7.8) -> ContentVerdict 
             if random:
                 return _verdict(
                     path,
-                    f"a {name} text file with random-looking bytes {where}(entropy {entropy:.2f} bits/byte): "
-                    "encrypted or not text",
+                    f"a {name} text file with random-looking bytes {where}({_bits(entropy)}): encrypted or not text",
                 )
     return None
 
 
-def check_sqlite(path: Path) -> ContentVerdict | None:
+def check_sqlite(path: Path, *, entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD) -> ContentVerdict | None:
     """Run SQLite's own integrity check on a restored database; None when it reports ``ok``.
 
     The copy is opened read-only and immutable, so SQLite neither writes nor creates a -wal, -shm or -journal
     file next to it, and ignores locks (nothing else uses the sandbox copy). A WAL that was not checkpointed
     before the backup is not looked at: the file is checked as restic stored it.
     A wrong header is SUSPICIOUS_CONTENT (encrypted or not a database); a right header with failed checks is
-    CORRUPT_DATA. Raises OSError when the file cannot be read.
+    CORRUPT_DATA. Raises OSError when the file cannot be read or opened.
     """
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -374,7 +378,7 @@ def check_sqlite(path: Path) -> ContentVerdict | None:
     if size == 0:
         return _verdict(path, "empty SQLite database file")
     if not head.startswith(SQLITE_MAGIC):
-        return _verdict(path, f"expected {_SQLITE.expected} but found {_found(head, 7.8)}")
+        return _verdict(path, f"expected {_SQLITE.expected} but found {_found(head, entropy_threshold)}")
     # as_uri percent-encodes '?', '#' and '%' in the name, which SQLite's URI parser would otherwise take.
     uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
     quick = size > SQLITE_QUICK_CHECK_ABOVE
@@ -387,8 +391,10 @@ def check_sqlite(path: Path) -> ContentVerdict | None:
             else:
                 rows = connection.execute("PRAGMA integrity_check(20)").fetchall()
     except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "file is not a database"...
+        if "unable to open" in str(exc):  # a problem of this server (permissions, descriptors), not of the data
+            raise OSError(f"SQLite cannot open {path}: {exc}") from exc
         return _verdict(path, f"SQLite cannot read the database: {exc}", FailureClass.CORRUPT_DATA)
-    # One row per problem on recent SQLite, one row of newline-separated problems on older builds; either way
+    # A row per problem, or several in one row separated by newlines (SQLite 3.40 does so for page errors),
     # under a "*** in database main ***" banner that says nothing.
     lines = [line for row in rows for line in str(row[0]).splitlines() if line.strip()]
     if lines == ["ok"]:

@@ -211,9 +211,7 @@ class Sampler:
                     break
                 dropped.add(node.path)
                 total -= node.size
-        kept = sorted(
-            (node for path, node in chosen.items() if path not in dropped), key=lambda node: node.path
-        )
+        kept = sorted((node for path, node in chosen.items() if path not in dropped), key=lambda node: node.path)
         uniform_kept = [node for node in kept if node.path in uniform]
         uniform_dropped = any(path in uniform for path in dropped)
         not_large_only = uniform.keys() | must.keys()
@@ -228,9 +226,7 @@ class Sampler:
             large_count=sum(1 for node in kept if node.path in large and node.path not in not_large_only),
             must_include_count=len(must),
             missing_must_include=self.must_include - must.keys(),
-            max_uniform_size=(
-                max((node.size for node in uniform_kept), default=0) if uniform_dropped else None
-            ),
+            max_uniform_size=(max((node.size for node in uniform_kept), default=0) if uniform_dropped else None),
             other_nodes=self.other_nodes,
         )
 

@@ -31,6 +31,12 @@ def _rule(pattern: str, failure_class: FailureClass, sentence: str) -> _Rule:
 _RULES: tuple[_Rule, ...] = (
     _rule(r"no space left on device", FailureClass.SANDBOX, "the sandbox disk is full ({line})"),
     _rule(r"wrong password or no key found", FailureClass.AUTH, "the repository password is wrong"),
+    # before the generic rules: the lock message carries a PID, host and user name that may look like anything
+    _rule(
+        r"repository is already locked|unable to create lock in backend|failed to lock repository",
+        FailureClass.REPO_LOCKED,
+        "the repository is locked ({line})",
+    ),
     _rule(
         r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .*host key is known",
         FailureClass.AUTH,
@@ -44,15 +50,28 @@ _RULES: tuple[_Rule, ...] = (
         FailureClass.AUTH,
         "the S3 credentials were refused ({line})",
     ),
-    _rule(r"\b401\b|Unauthorized|\b403\b|Forbidden", FailureClass.AUTH, "the server refused the credentials ({line})"),
+    # only restic's own wording: a bare 401/403 or "Forbidden" also occurs in PIDs, retry delays ("retrying after
+    # 401.3ms"), line numbers of Go stack traces ("filerestorer.go:403") and the client's own file names
     _rule(
-        r"repository is already locked|unable to create lock in backend|failed to lock repository",
-        FailureClass.REPO_LOCKED,
-        "the repository is locked ({line})",
+        r"HTTP response \((?:401|403)\)|\b401 Unauthorized\b|\b403 Forbidden\b",
+        FailureClass.AUTH,
+        "the server refused the credentials ({line})",
+    ),
+    _rule(
+        r"bucket does not exist|NoSuchBucket",
+        FailureClass.REPO_MISSING,
+        "the bucket does not exist ({line})",
+    ),
+    # restic could not find its config file (the S3 wording for a bucket without that prefix is "The specified key
+    # does not exist", which otherwise reads as a missing pack); network failures at open time say something else
+    _rule(
+        r"unable to open config file: .*(?:does not exist|no such file or directory|NoSuchKey)",
+        FailureClass.REPO_MISSING,
+        "there is no restic repository at that location ({line}); a path that is not mounted looks the same",
     ),
     _rule(
         r"returned error, retrying after .*(connection refused|no route to host|i/o timeout|dial tcp|"
-        r"connection reset|broken pipe)",
+        r"connection reset|broken pipe|connection lost)",
         FailureClass.UNREACHABLE,
         "the storage stopped answering during the drill ({line})",
     ),
@@ -69,14 +88,9 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         r"connection refused|no route to host|network is unreachable|i/o timeout|no such host|"
         r"Could not resolve hostname|Connection timed out|Connection reset|TLS handshake|"
-        r"unable to start the sftp session|connection closed|broken pipe|dial tcp",
+        r"unable to start the sftp session|connection closed|connection lost|broken pipe|dial tcp",
         FailureClass.UNREACHABLE,
         "the storage could not be reached ({line})",
-    ),
-    _rule(
-        r"bucket does not exist|NoSuchBucket",
-        FailureClass.REPO_MISSING,
-        "the bucket does not exist ({line})",
     ),
     _rule(
         r"unable to open config file|Is there a repository at the following location|"
@@ -124,7 +138,8 @@ def classify(completed: Completed, version: Version | None, *, what: str, deadli
         by_code = _by_exit_code(code, version)
         if by_code is not None:
             failure_class, sentence = by_code
-            return PreuveError(failure_class, f"While {what}: {sentence} ({_last_fatal(stderr)}).")
+            detail = _last_fatal(stderr)
+            return PreuveError(failure_class, f"While {what}: {sentence}" + (f" ({detail})." if detail else "."))
     for rule in _RULES:
         line = _matching_line(stderr, rule.pattern)
         if line:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,7 +59,7 @@ class _Keeper:
     def __init__(self, keep_tail: bool) -> None:
         self.head: list[str] = []
         self.head_size = 0
-        self.tail: list[str] = []
+        self.tail: deque[str] = deque()  # popleft is O(1): stderr may be millions of short lines
         self.tail_size = 0
         self.dropped = 0
         self.keep_tail = keep_tail
@@ -74,12 +75,12 @@ class _Keeper:
         self.tail.append(line)
         self.tail_size += len(line)
         while self.tail_size > KEEP_BYTES and self.tail:
-            self.tail_size -= len(self.tail.pop(0))
+            self.tail_size -= len(self.tail.popleft())
             self.dropped += 1
 
     def text(self) -> str:
         middle = [f"[... {self.dropped} lines not kept ...]\n"] if self.dropped else []
-        return redact.mask("".join(self.head + middle + self.tail))
+        return redact.mask("".join([*self.head, *middle, *self.tail]))
 
 
 # Running process groups, so that a signal handler can end them all (daemon shutdown, Ctrl-C).
@@ -112,6 +113,16 @@ def _end(process: subprocess.Popen[bytes]) -> None:
     else:
         # children (ssh) may linger after restic exits on SIGTERM
         _kill_group(process.pid, signal.SIGKILL)
+
+
+def _close_pipes(process: subprocess.Popen[bytes], stderr_thread: threading.Thread) -> None:
+    # close our ends now rather than leaking two descriptors per call until garbage collection
+    with contextlib.suppress(OSError):
+        if process.stdout is not None:
+            process.stdout.close()
+    if process.stderr is not None and not stderr_thread.is_alive():  # never close under a reading thread
+        with contextlib.suppress(OSError):
+            process.stderr.close()
 
 
 def run(
@@ -191,6 +202,7 @@ def run(
         with _running_lock:
             _running.pop(process.pid, None)
         _kill_group(process.pid, signal.SIGKILL)  # stray children, if any
+        _close_pipes(process, stderr_thread)
     if callback_error:
         raise callback_error[0]
     duration = time.monotonic() - start

@@ -13,10 +13,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL, Connection, Engine, create_engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from preuve import redact
@@ -54,7 +57,7 @@ class Store:
                 "the `database` setting is not a database URL; write it like sqlite:///preuve.db or "
                 f"postgresql+psycopg://user@host/preuve ({type(exc).__name__})",
             ) from None
-        shown = parsed.render_as_string(hide_password=True)
+        shown = display_url(parsed)
         engine: Engine | None = None
         try:
             engine = _create_engine(parsed)
@@ -103,11 +106,17 @@ class Store:
             yield connection
 
     def upgrade(self, revision: str = "head") -> None:
-        """Run the Alembic migrations up to ``revision`` in one transaction."""
+        """Run the Alembic migrations up to ``revision`` in one transaction (nothing to do: no DDL, no log)."""
         with self.connection(write=True) as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-            command.upgrade(alembic_config(connection), revision)
+            config = alembic_config(connection)
+            if revision == "head":
+                # Checked under the lock: the usual case on every open is a database that is already current.
+                current = set(MigrationContext.configure(connection).get_current_heads())
+                if current == set(ScriptDirectory.from_config(config).get_heads()):
+                    return
+            command.upgrade(config, revision)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -120,6 +129,26 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self._url!r})"
+
+
+def display_url(url: URL) -> str:
+    """The URL for messages and logs: passwords hidden, in the user:password part and in the query string."""
+    if url.get_backend_name() == "sqlite":
+        # No credentials in a SQLite URL; SQLAlchemy would escape the ':' of ':memory:' and Windows drives.
+        return f"{url.drivername}:///{url.database or ''}" + (f"?{_query(url)}" if url.query else "")
+    hidden = {key: (_HIDDEN if key.lower() in _SECRET_QUERY_KEYS else value) for key, value in url.query.items()}
+    return url.set(query=hidden).render_as_string(hide_password=True).replace(_HIDDEN_ESCAPED, redact.MASK)
+
+
+_HIDDEN = redact.MASK
+_HIDDEN_ESCAPED = "%2A%2A%2A"
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+def _query(url: URL) -> str:
+    return "&".join(
+        f"{key}={item}" for key, value in url.query.items() for item in ((value,) if isinstance(value, str) else value)
+    )
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -148,7 +177,13 @@ def _create_engine(url: URL) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     # The pool hands a connection to one thread at a time, so the sqlite3 same-thread check is not needed.
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+    options: dict[str, Any] = {
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+    }
+    if url.database in (None, "", ":memory:"):
+        # One in-memory database per connection otherwise: every thread would see its own, empty one.
+        options["poolclass"] = StaticPool
+    engine = create_engine(url, **options)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -202,7 +237,8 @@ def _open_failure(url: URL, shown: str, exc: BaseException) -> str:
         )
     else:
         check = "use a sqlite:/// or postgresql+psycopg:// URL in the `database` setting of preuve.toml"
-    return f"cannot open the results database {shown}: {reason}. {check[0].upper()}{check[1:]}."
+    stop = "" if reason.endswith(("?", "!")) else "."
+    return f"cannot open the results database {shown}: {reason}{stop} {check[0].upper()}{check[1:]}."
 
 
 def _reason(exc: BaseException) -> str:

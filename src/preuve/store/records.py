@@ -321,9 +321,7 @@ def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
         if DrillStatus(row.status).final:
             raise ValueError(f"drill {drill_id} is already {row.status}: a finished drill is never rewritten")
         if row.kind != DrillKind(result.kind).value:
-            raise ValueError(
-                f"drill {drill_id} is a {row.kind} drill, the result is for a {result.kind} drill"
-            )
+            raise ValueError(f"drill {drill_id} is a {row.kind} drill, the result is for a {result.kind} drill")
 
         finished_at = result.finished_at or now
         values: dict[str, Any] = {
@@ -371,9 +369,7 @@ def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
             )
         if result.log:
             # Continue after commands already stored, should a future engine record them as they run.
-            last = session.exec(
-                select(func.max(DrillCommand.seq)).where(col(DrillCommand.drill_id) == drill_id)
-            ).one()
+            last = session.exec(select(func.max(DrillCommand.seq)).where(col(DrillCommand.drill_id) == drill_id)).one()
             first_seq = (last or 0) + 1
             connection.execute(
                 insert(_COMMAND),
@@ -472,8 +468,7 @@ def get_drill(store: Store, drill_id: int) -> DrillDetail | None:
             preuve_version=run.preuve_version,
             options=dict(json.loads(run.options)),
             findings=tuple(
-                Finding(path=f.path, failure_class=FailureClass(f.failure_class), detail=f.detail)
-                for f in findings
+                Finding(path=f.path, failure_class=FailureClass(f.failure_class), detail=f.detail) for f in findings
             ),
             commands=tuple(
                 CommandLog(

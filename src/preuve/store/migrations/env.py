@@ -50,9 +50,7 @@ def run_offline() -> None:
     url = _url()
     if not url:
         raise RuntimeError("offline migrations need -x url=... to know the SQL dialect")
-    context.configure(
-        url=url, target_metadata=metadata, literal_binds=True, render_as_batch=url.startswith("sqlite")
-    )
+    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=url.startswith("sqlite"))
     with context.begin_transaction():
         context.run_migrations()
 
@@ -67,9 +65,7 @@ def run_online() -> None:
         return
     url = _url()
     if not url:
-        raise RuntimeError(
-            "no connection: run migrations through preuve.store.db.Store.open, or pass -x url=..."
-        )
+        raise RuntimeError("no connection: run migrations through preuve.store.db.Store.open, or pass -x url=...")
     engine = create_engine(url)
     try:
         with engine.connect() as own:
