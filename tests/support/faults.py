@@ -22,6 +22,7 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,8 +219,15 @@ def load_index(env: Mapping[str, str], timeout: float = 120) -> RepoIndex:
     """Decode every index file with ``restic list index`` + ``restic cat index ID``."""
     blobs: dict[str, BlobLocation] = {}
     packs: dict[str, list[BlobLocation]] = {}
-    for index_id in run_restic(["list", "index"], env, timeout).stdout.split():
-        data = json.loads(run_restic(["cat", "index", index_id], env, timeout).stdout)
+    index_ids = run_restic(["list", "index"], env, timeout).stdout.split()
+
+    def cat(index_id: str) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(run_restic(["cat", "index", index_id], env, timeout).stdout)
+        return decoded
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each call pays ~0.5 s of key derivation
+        decoded = list(pool.map(cat, index_ids))
+    for data in decoded:
         for pack in data.get("packs", []):
             for blob in pack["blobs"]:
                 loc = BlobLocation(blob["id"], blob["type"], pack["id"], int(blob["offset"]), int(blob["length"]))
@@ -246,9 +254,25 @@ def blob_uses(env: Mapping[str, str], blob_ids: Iterable[str], timeout: float = 
     wanted = set(ids)
     return [
         BlobUse(match["id"], match["snapshot"], match["path"])
-        for match in json.loads(proc.stdout or "[]") or []
+        for match in _json_objects(proc.stdout, '{"object_type"')
         if match.get("object_type") == "blob" and match.get("id") in wanted
     ]
+
+
+def _json_objects(text: str, start_marker: str) -> list[dict[str, Any]]:
+    """The JSON objects in ``text`` that begin with ``start_marker``.
+
+    restic 0.14's ``find --json`` prints ``Unable to load tree <id>`` lines to stdout in the middle of its JSON
+    array when a tree blob is damaged (and still exits 0), so the array cannot be parsed as a whole.
+    """
+    decoder = json.JSONDecoder()
+    found = []
+    position = text.find(start_marker)
+    while position != -1:
+        obj, end = decoder.raw_decode(text, position)
+        found.append(obj)
+        position = text.find(start_marker, end)
+    return found
 
 
 def blob_owners(env: Mapping[str, str], blob_ids: Iterable[str], timeout: float = 120) -> dict[str, set[str]]:

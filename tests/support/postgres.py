@@ -116,9 +116,7 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with self.connect() as connection:
             # FORCE: a test that failed may have left a pooled connection open.
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -231,9 +229,7 @@ def _start(bin_dir: Path, root: Path, port: int, env: dict[str, str]) -> Postgre
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
-            raise PostgresError(
-                f"postgres exited with {process.returncode} on port {port}:\n{server.log_tail()}"
-            )
+            raise PostgresError(f"postgres exited with {process.returncode} on port {port}:\n{server.log_tail()}")
         try:
             with server.connect(timeout=1) as connection:
                 connection.execute("SELECT 1")

@@ -38,6 +38,7 @@ __all__ = [
     "Service",
     "ServiceError",
     "SshServer",
+    "descendants",
     "free_port",
     "pid_alive",
     "process_group_members",
@@ -97,6 +98,46 @@ def process_group_members(pgid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry.name))
     return members
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent PID, start time in clock ticks) of a process, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # After the command: state(0) ppid(1) pgrp(2) session(3) ... starttime is field 22 of the line, index 19 here.
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(PID, start time) of every live descendant of ``pid``, found through /proc parent links.
+
+    The start time lets a later signal check that a PID still names the same process.
+    """
+    children: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        info = _proc_stat(int(entry.name))
+        if info is None or info[0] == "Z":
+            continue
+        children.setdefault(info[1], []).append(int(entry.name))
+        starts[int(entry.name)] = info[2]
+    found: list[tuple[int, int]] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append((child, starts[child]))
+        todo.extend(children.get(child, []))
+    return found
+
+
+def _same_process_alive(pid: int, start: int) -> bool:
+    info = _proc_stat(pid)
+    return info is not None and info[0] != "Z" and info[2] == start
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -195,11 +236,20 @@ class Service:
         finally:
             self.resume()
 
+    def descendants(self) -> list[tuple[int, int]]:
+        """(PID, start time) of the processes the server forked (e.g. sshd's per-connection children)."""
+        return descendants(self.pid) if self.running else []
+
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the server, wait up to ``grace`` seconds, then SIGKILL; also reaps helpers left in its group."""
+        """SIGTERM the server, wait up to ``grace`` seconds, then SIGKILL.
+
+        Also ends what it forked: members of its process group, and descendants that left the group (sshd's
+        per-connection children call setsid() and outlive the listener), each checked by PID and start time.
+        """
         if self._stopped:
             return
         self._stopped = True
+        forked = self.descendants()
         if self.running:
             if self._paused:
                 os.kill(self.pid, signal.SIGCONT)
@@ -211,7 +261,6 @@ class Service:
                 self.process.wait(timeout=grace)
         else:
             self.process.wait(timeout=grace)
-        # Per-connection children (sshd forks one per session) live in the same group; end them too.
         deadline = time.monotonic() + grace
         if process_group_members(self.pid):
             self._signal_group(signal.SIGTERM)
@@ -219,6 +268,21 @@ class Service:
                 time.sleep(0.05)
             if process_group_members(self.pid):
                 self._signal_group(signal.SIGKILL)
+        self._end_forked(forked, deadline)
+
+    @staticmethod
+    def _end_forked(forked: list[tuple[int, int]], deadline: float) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            alive = [(pid, start) for pid, start in forked if _same_process_alive(pid, start)]
+            for pid, _ in alive:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            while alive and time.monotonic() < deadline:
+                time.sleep(0.05)
+                alive = [(pid, start) for pid, start in alive if _same_process_alive(pid, start)]
+            if not alive:
+                return
+            deadline = time.monotonic() + 5
 
     def __enter__(self) -> Service:
         return self

@@ -186,7 +186,24 @@ def test_parse_percent(text: str, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "%", "20", "-5%", "100.5%", "101%", "1e2%", "20 percent", "%20", "20%%", 20, 0.2, True, None, [], "9" * 400 + "%"],
+    [
+        "",
+        "%",
+        "20",
+        "-5%",
+        "100.5%",
+        "101%",
+        "1e2%",
+        "20 percent",
+        "%20",
+        "20%%",
+        20,
+        0.2,
+        True,
+        None,
+        [],
+        "9" * 400 + "%",
+    ],
 )
 def test_parse_percent_rejects_with_value_error(text: object) -> None:
     with pytest.raises(ValueError):

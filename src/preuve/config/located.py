@@ -42,6 +42,8 @@ class Located:
     data: Any = None
     lines: dict[PathKey, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # key paths whose value was refused while loading (and replaced by None): validation errors there are noise
+    refused: set[PathKey] = field(default_factory=set)
 
     def line_of(self, path: Sequence[str | int]) -> int | None:
         """The line of the longest prefix of ``path`` that was seen in the file."""
@@ -106,9 +108,11 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         if not self._tag_ok(node, _MAP_TAG if isinstance(node, yaml.MappingNode) else _SEQ_TAG, path):
+            self.doc.refused.add(path)
             return None
         if id(node) in self.active:
             self.doc.problem_at(line, path, "an alias refers to the value that contains it (a loop)")
+            self.doc.refused.add(path)
             return None
         self.active.add(id(node))
         try:
@@ -131,26 +135,31 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
         if not self._tag_ok(node, _YAML_TAG + "str", path):
+            self.doc.refused.add(path)
             return None
         if node.tag == _YAML_TAG + "int" and len(node.value) > 100:
             self.doc.problem_at(node.start_mark.line + 1, path, "this number has too many digits")
+            self.doc.refused.add(path)
             return None
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError, yaml.YAMLError) as exc:
             reason = getattr(exc, "problem", None) or str(exc)
             self.doc.problem_at(node.start_mark.line + 1, path, f"invalid value: {reason}")
+            self.doc.refused.add(path)
             return None
 
     def _key(self, node: yaml.Node, path: PathKey) -> str | None:
         """A key as written (so ``no:`` stays "no" and ``1:`` is "1"), or None after recording a problem."""
-        if isinstance(node, yaml.ScalarNode) and node.value and self._tag_ok(node, _YAML_TAG + "str", path):
-            return str(node.value)
-        if isinstance(node, yaml.ScalarNode) and not node.value:
-            self.doc.problem_at(node.start_mark.line + 1, path, "a key is empty")
-        elif not isinstance(node, yaml.ScalarNode):
+        if not isinstance(node, yaml.ScalarNode):
             self.doc.problem_at(node.start_mark.line + 1, path, "keys must be plain words, not lists or mappings")
-        return None
+            return None
+        if not self._tag_ok(node, _YAML_TAG + "str", path):
+            return None
+        if not node.value:
+            self.doc.problem_at(node.start_mark.line + 1, path, "a key is empty")
+            return None
+        return str(node.value)
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -207,10 +216,20 @@ class _Builder:
         return entries
 
 
+_YAML_HINTS = (
+    ("mapping values are not allowed", "quote values that contain ': ', and check the indentation"),
+    ("expected <block end>", "check the indentation"),
+    ("cannot start any token", "indent with spaces, not tabs; quote values that start with @ or `"),
+    ("found undefined alias", "define the anchor (&name) before using it (*name)"),
+)
+
+
 def _yaml_error(doc: Located, text: str, exc: yaml.YAMLError) -> None:
     """A located syntax error, with the key path the parser had reached when it failed."""
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            mark = exc.context_mark  # an unclosed quote or bracket: where it was opened, not the end of the file
         line = mark.line + 1 if mark else None
         message = exc.problem or exc.context or "syntax error"
         if exc.context and exc.problem:
@@ -218,21 +237,29 @@ def _yaml_error(doc: Located, text: str, exc: yaml.YAMLError) -> None:
             if exc.context_mark is not None and exc.context_mark.line + 1 != line:
                 context += f" (line {exc.context_mark.line + 1})"
             message = f"{context}: {message}"
+        for clue, hint in _YAML_HINTS:
+            if clue in message:
+                message += f" ({hint})"
+                break
     elif isinstance(exc, yaml.reader.ReaderError):
         line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
         character = exc.character if isinstance(exc.character, str) else chr(exc.character)
         message = f"character #x{ord(character):04x} is not allowed in YAML"
     else:
         line, message = None, str(exc).splitlines()[0]
-    doc.problem_at(line, _parse_path(text), f"invalid YAML: {message}")
+    stop = exc.problem_mark.index if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark else None
+    path = list(_parse_path(text, stop))
+    while path and isinstance(path[-1], int):
+        path.pop()  # "host" rather than "host[1]": the parser's position inside a list is rarely the mistake
+    doc.problem_at(line, path, f"invalid YAML: {message}")
 
 
-def _parse_path(text: str) -> PathKey:
-    """The key path reached when the YAML parser stops on a syntax error."""
-    return _walk(text)[0]
+def _parse_path(text: str, stop: int | None = None) -> PathKey:
+    """The key path reached when the YAML parser stops on a syntax error, or reaches character ``stop``."""
+    return _walk(text, stop)[0]
 
 
-def _walk(text: str) -> tuple[PathKey, int | None]:
+def _walk(text: str, stop: int | None = None) -> tuple[PathKey, int | None]:
     """Follow the parser's events (the parser does not recurse, the composer does).
 
     Returns the key path reached when the parser stops (the end, a syntax error, or nesting deeper than
@@ -252,6 +279,8 @@ def _walk(text: str) -> tuple[PathKey, int | None]:
 
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if stop is not None and event.start_mark is not None and event.start_mark.index >= stop:
+                break
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 if stack and stack[-1][0] and stack[-1][2]:
                     stack[-1][2] = False  # a mapping or list used as a key: refused later, no path for it
@@ -310,7 +339,7 @@ def load_yaml(file: Path) -> Located:
     except yaml.YAMLError as exc:
         _yaml_error(doc, text, exc)
         return doc
-    except RecursionError:  # defensive: _too_deep keeps the composer well inside the stack
+    except RecursionError:  # defensive: _walk keeps the composer well inside the stack
         doc.problem_at(None, (), "invalid YAML: nested too deeply")
         return doc
     if node is None:
@@ -351,8 +380,9 @@ def load_toml(file: Path) -> Located:
                 message += " (at the end of the file)"
         doc.problem_at(line, (), f"invalid TOML: {message}")
         return doc
-    except ValueError as exc:  # e.g. an integer with thousands of digits
-        doc.problem_at(None, (), f"invalid TOML: {exc}")
+    except ValueError as exc:  # an integer with thousands of digits
+        reason = "a number has too many digits" if "digits" in str(exc) else str(exc)
+        doc.problem_at(None, (), f"invalid TOML: {reason}")
         return doc
     doc.lines[()] = 1
     _toml_lines(text, doc)
@@ -424,6 +454,8 @@ def report_validation(doc: Located, error: ValidationError, prefix: PathKey = ()
     """Turn every pydantic error into a located problem on ``doc``."""
     for item in error.errors(include_url=False):
         path = _data_path(doc.data, (*prefix, *item["loc"]))
+        if any(path[:end] in doc.refused for end in range(len(path) + 1)):
+            continue  # already reported where the value was refused
         message = item["msg"]
         ctx = item.get("ctx") or {}
         if item["type"] == "extra_forbidden":

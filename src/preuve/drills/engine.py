@@ -311,13 +311,19 @@ class _Drill:
         verifier = self._verifier(sandbox, snapshot)
         self.progress("verifying", 0, total)
         report = verifier.verify(expected, progress=lambda done: self.progress("verifying", done, total))
-        errors = self.restic_errors
-        if errors:
-            # name restic's own reason on each file it left out
-            report.findings = [
-                Finding(f.path, f.failure_class, f"{f.detail} ({errors[f.path]})") if f.path in errors else f
-                for f in report.findings
-            ]
+        if self.restic_errors:
+            # A file restic could not restore is damaged data, whatever else we saw: restic leaves small files out
+            # but writes large ones with holes where a blob failed (same size, wrong bytes).
+            ours = {f.path: f for f in report.findings}
+            report.findings = [f for f in report.findings if f.path not in self.restic_errors]
+            for path, reason in sorted(self.restic_errors.items()):
+                seen = ours.get(path)
+                detail = f"restic could not restore it: {reason or 'no reason given'}"
+                if seen is not None and seen.failure_class is not FailureClass.CORRUPT_DATA:
+                    detail += f"; what came back: {seen.detail}"
+                elif seen is not None:
+                    detail = f"{seen.detail} (restic: {reason})"
+                report.findings.append(Finding(path, FailureClass.CORRUPT_DATA, detail))
         return report
 
     def _estimate(self, open_s: float) -> None:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 KEEP_BYTES = 64 * 1024  # of each stream, for the restore log; the rest is counted, not kept
 TERM_GRACE_S = 5.0
+ORPHAN_GRACE_S = 2.0  # how long restic's children may outlive it before they are killed
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,21 @@ def run(
         timed_out.set()
         _end(process)
 
+    stdout_done = threading.Event()
+
+    def reaper() -> None:
+        # If restic dies (OOM killer, kill -9) its children may keep our pipes open and stdout would never end:
+        # once restic itself is gone, whatever is left of its process group follows it.
+        process.wait()
+        if not stdout_done.wait(ORPHAN_GRACE_S):
+            _kill_group(process.pid, signal.SIGKILL)
+
     stderr_thread = threading.Thread(target=read_stderr, name=f"stderr-{process.pid}", daemon=True)
     stderr_thread.start()
     timer = threading.Timer(deadline_s, watchdog)
     timer.daemon = True
     timer.start()
+    threading.Thread(target=reaper, name=f"reaper-{process.pid}", daemon=True).start()
     lines = 0
     try:
         assert process.stdout is not None
@@ -197,6 +208,7 @@ def run(
         _end(process)
         raise
     finally:
+        stdout_done.set()
         timer.cancel()
         stderr_thread.join(TERM_GRACE_S)
         with _running_lock:

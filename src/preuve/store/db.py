@@ -6,6 +6,8 @@ through the same Alembic migrations, run on every open so that an upgraded Preuv
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -194,8 +196,7 @@ def _sqlite_engine(url: URL) -> Engine:
         try:
             cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite, per connection
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            # WAL: readers (web, CLI) never block the writer (a drill finishing) and the reverse.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
         finally:
             cursor.close()
 
@@ -207,6 +208,26 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """WAL: readers (web, CLI) never block the writer (a drill finishing), nor the reverse.
+
+    The mode is stored in the database file, so only its first connection switches it. The switch needs
+    the database to itself and SQLite reports "locked" at once instead of waiting (busy_timeout does not
+    apply), which happens when several processes open a new database together: retry until the deadline.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() in ("wal", "memory"):
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _open_failure(url: URL, shown: str, exc: BaseException) -> str:
