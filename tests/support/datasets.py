@@ -11,12 +11,14 @@ call) to build repositories that Preuve is then pointed at.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import random
 import secrets
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -555,15 +557,28 @@ def run_restic(
     ``subprocess.TimeoutExpired`` propagates (the child is killed first).
     """
     argv = restic_argv(args, env, no_cache=no_cache)
-    proc = subprocess.run(
+    child = subprocess.Popen(
         argv,
         env=dict(env),
         stdin=subprocess.DEVNULL,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,  # restic's ssh child goes in the same group; a timeout ends both
     )
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)  # the group of the child we started, not yet reaped
+        child.communicate(timeout=30)
+        raise
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        raise
+    proc = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise ResticError(argv, proc.returncode, proc.stdout, proc.stderr)
     return proc

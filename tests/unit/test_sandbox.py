@@ -263,12 +263,19 @@ def test_sweep(tmp_path: Path) -> None:
     stray_file = tmp_path / f"{PREFIX}file"
     stray_file.write_text("a file, not a sandbox")
 
-    removed = sweep(tmp_path)
+    other_host = _leftover(tmp_path, "5-other-host", {"pid": DEAD_PID, "host": host + "-elsewhere", "drill": "5"})
 
-    assert sorted(removed) == sorted([dead, no_marker, broken])
+    # unmarked sandboxes may be in the middle of being created: kept while young
+    assert sweep(tmp_path) == [dead]
+    assert no_marker.exists() and broken.exists()
+
+    removed = sweep(tmp_path, unmarked_after_s=0)
+
+    assert sorted(removed) == sorted([no_marker, broken])
     for path in (dead, no_marker, broken):
         assert not path.exists()
     assert (alive / MARKER).exists()
+    assert (other_host / MARKER).exists(), "another host's sandbox cannot be judged from here"
     assert (unrelated / "keep").exists()
     assert stray_file.exists()
 

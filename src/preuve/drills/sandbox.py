@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import stat
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,22 +140,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep(root: Path) -> list[Path]:
-    """Remove sandboxes left by dead processes of this host. Returns what was removed."""
+def sweep(root: Path, *, unmarked_after_s: float = 3600) -> list[Path]:
+    """Remove sandboxes left by dead processes of this host. Returns what was removed.
+
+    A sandbox of another host (a shared sandbox disk) is never touched: its owner cannot be checked from here.
+    One without a readable marker is removed only when it is older than ``unmarked_after_s``, so that a sandbox
+    being created right now (folder made, marker not yet written) survives.
+    """
     removed: list[Path] = []
     if not root.is_dir():
         return removed
     host = socket.gethostname()
+    now = time.time()
     for entry in root.iterdir():
-        if not entry.name.startswith(PREFIX) or not entry.is_dir():
+        if not entry.name.startswith(PREFIX) or not entry.is_dir() or entry.is_symlink():
             continue
         try:
             marker = json.loads((entry / MARKER).read_text(encoding="utf-8"))
-            owner_alive = marker.get("host") == host and _pid_alive(int(marker["pid"]))
+            if marker.get("host") != host or _pid_alive(int(marker["pid"])):
+                continue
         except (OSError, ValueError, KeyError, TypeError):
-            owner_alive = False  # no readable marker: a crash between mkdir and marker write
-        if owner_alive:
-            continue
+            try:
+                age = now - entry.stat().st_mtime
+            except OSError:
+                continue
+            if age < unmarked_after_s:
+                continue
         remove_tree(entry)
         removed.append(entry)
         log.warning("removed stale sandbox %s", entry)
