@@ -273,6 +273,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -291,7 +292,7 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         transient=True,
-        console=None,
+        console=Console(stderr=True),
     ) as bar:
         task = bar.add_task("starting", total=None)
 

@@ -236,14 +236,15 @@ def test_corrupt_pack(target_repo: TargetRepo, tmp_path: Path) -> None:
         fault = corrupt_pack(target.store, env, sha256=target.manifest.files[victim].sha256)
         assert set(fault.damaged_by_snapshot) == set(target.snapshot_ids)  # unchanged: in both snapshots
     else:
-        fault = corrupt_pack(target.store, env)  # default: the largest blob, a piece of the largest file
-        victim = target.manifest.largest()[0].path
+        victim = target.manifest.largest()[0].path  # a multi-blob file, chosen by path: its largest blob
+        fault = corrupt_pack(target.store, env, path=str(target.source / victim))
     assert rel(target, fault.damaged_paths) == {victim}
     assert rel(target, fault.damaged_in(target.latest_snapshot_id[:8])) == {victim}
 
     assert run_restic(["check"], env, check=False).returncode == 0  # plain check does not read data
     full = run_restic(["check", "--read-data"], env, check=False)
     assert full.returncode == 1
+    assert fault.pack_id is not None
     assert f"Pack ID does not match, want {fault.pack_id[:8]}" in full.stderr
     assert "Fatal: repository contains errors" in full.stderr
 
@@ -268,7 +269,7 @@ def test_delete_pack_then_check(target_repo: TargetRepo) -> None:
     largest = str(target.source / target.manifest.largest()[0].path)
     fault = delete_pack(target.store, target.restic_env(), path=largest)
     assert largest in fault.damaged_paths
-    assert not target.store.exists(fault.keys[0])
+    assert not target.store.exists(fault.keys[0]) and fault.pack_id is not None
     check = run_restic(["check"], target.restic_env(), check=False)
     assert check.returncode == 1
     assert f"pack {fault.pack_id[:8]}" in check.stderr and "does not exist" in check.stderr
@@ -289,8 +290,9 @@ def test_delete_pack_then_restore_loses_exactly_the_reported_files(target_repo: 
     assert elapsed > 20  # restic's own retries (~44 s per missing pack)
     back = restored_files(tmp_path / "r", target.source)
     wrong = {p for p, entry in target.manifest.files.items() if back.get(p) != entry.sha256}
-    assert wrong == rel(target, fault.damaged_in(target.latest_snapshot_id))
-    assert target.manifest.largest()[0].path in wrong
+    expected = rel(target, fault.damaged_in(target.latest_snapshot_id))
+    assert wrong == expected, (sorted(wrong - expected), sorted(expected - wrong), restore.stderr[-3000:])
+    assert any(target.manifest.files[p].size >= MIN_CHUNK for p in wrong)  # default: the largest blob's pack
 
 
 @pytest.mark.parametrize("target_repo", ["sftp"], indirect=True)
@@ -465,3 +467,20 @@ def test_servers_stop_every_process_they_started(tmp_path: Path) -> None:
         if session.poll() is None:
             session.kill()
             session.wait(timeout=10)
+
+
+def test_moto_can_enforce_credentials(tmp_path: Path) -> None:
+    s3 = start_moto(tmp_path / "moto", enforce_auth=True)
+    try:
+        assert s3.access_key_id.startswith("AKIA") and len(s3.secret_access_key) == 40
+        s3.create_bucket("auth-test")
+        (tmp_path / "pw").write_text("x\n")
+        repo = f"s3:{s3.endpoint}/auth-test/restic"
+        run_restic(["init"], restic_env(repo, tmp_path / "pw", s3.env()))
+        wrong = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": s3.secret_access_key}
+        refused = run_restic(["snapshots"], restic_env(repo, tmp_path / "pw", wrong), check=False)
+        assert refused.returncode == 1
+        assert "The AWS Access Key Id you provided does not exist in our records." in refused.stderr
+    finally:
+        s3.stop()
+    assert not pid_alive(s3.pid)

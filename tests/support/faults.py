@@ -13,6 +13,7 @@ what it touched and, where restic can tell, which files (absolute paths, as back
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -61,7 +62,7 @@ class RepoStore(ABC):
     """The files of one restic repository, by repo-relative key."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         """Sorted keys under ``prefix`` (``"data/"``, ``"index/"``, ``"locks/"``...), files only."""
 
     @abstractmethod
@@ -87,16 +88,16 @@ class RepoStore(ABC):
     def pack_key(pack_id: str) -> str:
         return f"data/{pack_id[:2]}/{pack_id}"
 
-    def packs(self) -> list[str]:
+    def packs(self) -> builtins.list[str]:
         return self.list("data/")
 
-    def indexes(self) -> list[str]:
+    def indexes(self) -> builtins.list[str]:
         return self.list("index/")
 
-    def snapshot_keys(self) -> list[str]:
+    def snapshot_keys(self) -> builtins.list[str]:
         return self.list("snapshots/")
 
-    def locks(self) -> list[str]:
+    def locks(self) -> builtins.list[str]:
         return self.list("locks/")
 
 
@@ -115,7 +116,7 @@ class FolderStore(RepoStore):
             raise ValueError(f"key {key!r} escapes the repository")
         return path
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         base = self.root / prefix if prefix else self.root
         if not base.exists():
             return []
@@ -157,9 +158,9 @@ class S3Store(RepoStore):
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> builtins.list[str]:
         full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
-        keys: list[str] = []
+        keys: builtins.list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
             for item in page.get("Contents", []):
@@ -325,7 +326,8 @@ def flip_bytes(store: RepoStore, key: str, offset: int, count: int = 16) -> None
 
 def _target_data_blob(index: RepoIndex, env: Mapping[str, str], sha256: str | None, path: str | None) -> BlobLocation:
     """The data blob to damage: the file with this content hash (a single-blob file), this file's largest blob,
-    or the largest data blob in the repository (a piece of the largest file)."""
+    or the largest data blob in the repository (a piece of one of the large files; which one depends on where
+    the chunker cut, so pass ``path`` to aim at a given file)."""
     if sha256 is not None:
         loc = index.blobs.get(sha256)
         if loc is None or loc.type != "data":
@@ -355,8 +357,10 @@ def corrupt_pack(
 
     Choose the blob by ``sha256`` (content hash of a file under 512 KiB, e.g. from the manifest: exactly that file
     is damaged), by ``path`` (absolute path as backed up: that file's largest blob), or neither (the largest data
-    blob in the repository, which belongs to the largest file). ``check`` misses it; ``check --read-data`` reports
+    blob in the repository, part of one of the large files). ``check`` misses it; ``check --read-data`` reports
     ``Pack ID does not match``, restore ``ciphertext verification failed`` for the files in ``damaged_paths``.
+    restore leaves a damaged one-blob file out, but writes a damaged multi-blob file at full size with wrong bytes
+    where the bad blob belongs (restic 0.14; RESTIC.md only saw the first case).
     """
     index = load_index(env)
     loc = _target_data_blob(index, env, sha256, path)

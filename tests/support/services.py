@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import getpass
+import json
 import os
 import secrets
 import shutil
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ __all__ = [
     "descendants",
     "free_port",
     "pid_alive",
+    "port_open",
     "process_group_members",
+    "remove_tree",
     "start_blackhole",
     "start_moto",
     "start_rest",
@@ -294,6 +297,17 @@ class Service:
         return f"<{type(self).__name__} {self.name} pid={self.pid} port={self.port}>"
 
 
+def _start_on_free_port(start: Callable[[int], Service], attempts: int = 3) -> Service:
+    """Call ``start(port)`` with a fresh free port, again if the server died (another process took the port)."""
+    for attempt in range(attempts):
+        try:
+            return start(free_port())
+        except ServiceError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 # --------------------------------------------------------------------------------------------------- sshd / SFTP
 
 
@@ -371,39 +385,43 @@ def start_sshd(workdir: Path, *, ready_timeout: float = 30.0) -> SshServer:
     authorized.write_text(Path(f"{client_key}.pub").read_text())
     authorized.chmod(0o600)
 
-    port = free_port()
     config = workdir / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                f"ListenAddress {LOOPBACK}",
-                f"HostKey {host_key}",
-                f"PidFile {workdir / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                f"AllowUsers {user}",
-                "Subsystem sftp internal-sftp",
-                "X11Forwarding no",
-                "AllowTcpForwarding no",
-                "PrintMotd no",
-                "LogLevel VERBOSE",
-                "",
-            ]
+
+    def launch(port: int) -> Service:
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    f"ListenAddress {LOOPBACK}",
+                    f"HostKey {host_key}",
+                    f"PidFile {workdir / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized}",
+                    "PermitRootLogin prohibit-password",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "UsePAM no",
+                    "StrictModes no",
+                    f"AllowUsers {user}",
+                    "Subsystem sftp internal-sftp",
+                    "X11Forwarding no",
+                    "AllowTcpForwarding no",
+                    "PrintMotd no",
+                    "LogLevel VERBOSE",
+                    "",
+                ]
+            )
         )
-    )
-    service = Service(
-        "sshd",
-        [SSHD, "-D", "-e", "-f", str(config)],
-        port=port,
-        log_dir=workdir,
-        ready_timeout=ready_timeout,
-    )
+        return Service(
+            "sshd",
+            [SSHD, "-D", "-e", "-f", str(config)],
+            port=port,
+            log_dir=workdir,
+            ready_timeout=ready_timeout,
+        )
+
+    service = _start_on_free_port(launch)
+    port = service.port
     host_public_key = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(f"[{LOOPBACK}]:{port} {host_public_key}\n")
@@ -437,8 +455,9 @@ def _secret_access_key() -> str:
 class S3Server:
     """moto's S3 server on 127.0.0.1. Everything lives in its memory: a restart loses every bucket.
 
-    moto accepts any credentials unless started with ``enforce_auth`` (not offered here): the keys below are random
-    but real-looking so that tests can grep logs for the secret.
+    moto accepts any credentials unless started with ``enforce_auth``; the keys below are then the only ones it
+    accepts. Otherwise they are random but real-looking (AKIA..., 40-character secret), so that tests can grep logs
+    for the secret.
     """
 
     service: Service
@@ -509,31 +528,63 @@ class S3Server:
         self.service.resume()
 
 
-def start_moto(workdir: Path, *, ready_timeout: float = 60.0) -> S3Server:
-    """Start ``python -m moto.server -H 127.0.0.1 -p PORT`` with this interpreter; logs go to ``workdir``."""
+def start_moto(workdir: Path, *, enforce_auth: bool = False, ready_timeout: float = 60.0) -> S3Server:
+    """Start ``python -m moto.server -H 127.0.0.1 -p PORT`` with this interpreter; logs go to ``workdir``.
+
+    By default moto accepts any credentials and the server's keys are random look-alikes. With ``enforce_auth``
+    moto checks them (``INITIAL_NO_AUTH_ACTION_COUNT``): the first three requests create an IAM user with an
+    allow-all policy and an access key, which become the server's keys; any other key is then refused
+    (``The AWS Access Key Id you provided does not exist in our records.``).
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_", "INITIAL_NO_AUTH"))}
     # Keep moto's own state and any config lookups inside the work folder.
     env["HOME"] = str(workdir)
     env["PYTHONUNBUFFERED"] = "1"
-    service = Service(
-        "moto",
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
-        port=port,
-        log_dir=workdir,
-        env=env,
-        cwd=workdir,
-        ready_timeout=ready_timeout,
+    if enforce_auth:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+    service = _start_on_free_port(
+        lambda port: Service(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+            port=port,
+            log_dir=workdir,
+            env=env,
+            cwd=workdir,
+            ready_timeout=ready_timeout,
+        )
     )
+    port = service.port
+    endpoint = f"http://{LOOPBACK}:{port}"
+    access_key_id, secret_access_key = _access_key_id(), _secret_access_key()
+    if enforce_auth:
+        try:
+            access_key_id, secret_access_key = _moto_iam_key(endpoint, access_key_id, secret_access_key)
+        except BaseException:
+            service.stop()
+            raise
     return S3Server(
         service=service,
-        endpoint=f"http://{LOOPBACK}:{port}",
+        endpoint=endpoint,
         port=port,
-        access_key_id=_access_key_id(),
-        secret_access_key=_secret_access_key(),
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
     )
+
+
+def _moto_iam_key(endpoint: str, key_id: str, secret: str) -> tuple[str, str]:
+    """Create, in moto's IAM, a user allowed everything and an access key for it (three unauthenticated calls)."""
+    import boto3
+
+    iam = boto3.client(
+        "iam", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="us-east-1"
+    )
+    iam.create_user(UserName="preuve-test")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="preuve-test", PolicyName="allow-all", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="preuve-test")["AccessKey"]
+    return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
 
 # ------------------------------------------------------------------------------------------ rclone REST server
@@ -576,19 +627,21 @@ def start_rest(workdir: Path, *, ready_timeout: float = 30.0) -> RestServer:
     root.mkdir(parents=True, exist_ok=True)
     config = workdir / "rclone.conf"
     config.touch()
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
     env["HOME"] = str(workdir)
     env["XDG_CACHE_HOME"] = str(workdir / "cache")
-    service = Service(
-        "rclone",
-        [RCLONE, "--config", str(config), "serve", "restic", "--addr", f"{LOOPBACK}:{port}", str(root)],
-        port=port,
-        log_dir=workdir,
-        env=env,
-        cwd=workdir,
-        ready_timeout=ready_timeout,
+    service = _start_on_free_port(
+        lambda port: Service(
+            "rclone",
+            [RCLONE, "--config", str(config), "serve", "restic", "--addr", f"{LOOPBACK}:{port}", str(root)],
+            port=port,
+            log_dir=workdir,
+            env=env,
+            cwd=workdir,
+            ready_timeout=ready_timeout,
+        )
     )
+    port = service.port
     return RestServer(service=service, url=f"http://{LOOPBACK}:{port}/", port=port, root=root)
 
 

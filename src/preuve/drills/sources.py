@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -96,6 +97,7 @@ class SftpSource:
                 FailureClass.UNREACHABLE, f"Cannot connect to {spec.host}:{spec.port}: {exc.strerror or exc}."
             ) from None
         self.client = client
+        self.lock = threading.Lock()  # one SFTP channel: the verifier's threads take turns on it
         self.sftp = client.open_sftp()
         channel = self.sftp.get_channel()
         if channel is not None:
@@ -103,7 +105,8 @@ class SftpSource:
 
     def stat(self, path: str) -> SourceStat | None:
         try:
-            st = self.sftp.lstat(path)
+            with self.lock:
+                st = self.sftp.lstat(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -115,8 +118,10 @@ class SftpSource:
 
     def sha256(self, path: str) -> str:
         digest = hashlib.sha256()
-        with self.sftp.open(path, "rb") as handle:
-            handle.prefetch()
+        with self.lock, self.sftp.open(path, "rb") as handle:
+            size = handle.stat().st_size or 0
+            if size > CHUNK:
+                handle.prefetch(size)  # pipelined reads; without a size paramiko may wait on an empty file
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
