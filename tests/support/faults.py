@@ -425,8 +425,8 @@ def corrupt_tree_pack(
 ) -> Fault:
     """Flip ``count`` bytes in the tree pack that holds ``snapshot``'s root tree.
 
-    ``where="middle"``: the middle of the pack, as in RESTIC.md (damages whichever tree blob lies there, often a
-    sub-directory); ``where="root"``: the middle of the root tree blob itself (nothing of the snapshot can be listed).
+    ``where="middle"``: the tree blob in the middle of the pack, as in RESTIC.md (whichever directory that is);
+    ``where="root"``: the middle of the root tree blob itself (nothing of the snapshot can be listed).
     Plain ``check`` reports ``decrypting blob <id> failed``; a restore with a cache warmed before the fault misses it.
     """
     snaps = snapshots(env, snapshot)
@@ -436,8 +436,19 @@ def corrupt_tree_pack(
     index = load_index(env)
     root = index.blobs[root_tree]
     key = store.pack_key(root.pack_id)
-    middle = root.offset + root.length // 2 if where == "root" else store.size(key) // 2
-    offset = middle - count // 2
+    if where == "root":
+        target = root
+    else:
+        # The blob that holds the pack's middle byte (or the nearest one, should the middle be in the header).
+        middle = store.size(key) // 2
+
+        def distance(blob: BlobLocation) -> int:
+            if blob.offset <= middle < blob.offset + blob.length:
+                return -1
+            return abs(blob.offset + blob.length // 2 - middle)
+
+        target = min(index.packs[root.pack_id], key=distance)
+    offset = target.offset + target.length // 2 - count // 2
     hit = index.blobs_covering(root.pack_id, offset, offset + count)
     flip_bytes(store, key, offset, count)
     return Fault(

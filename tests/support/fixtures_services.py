@@ -82,6 +82,11 @@ class TargetRepo:
         return self.snapshot_ids[-1]
 
     @property
+    def canary(self) -> dict[str, str]:
+        """A job file's ``canaries`` entry for the dataset's ``.preuve-canary`` (absolute path as backed up)."""
+        return {"path": self.manifest.canary_abs, "sha256": self.manifest.canary_sha256}
+
+    @property
     def spec(self) -> dict[str, Any]:
         """The target as a Preuve job file holds it; relative paths are relative to the config folder."""
         password_file = f"secrets/{self.kind}.pass"

@@ -79,3 +79,4 @@ class DrillResult:
     sample_budget_limited: bool = False
     manifest_sha256: str = ""  # digest of (path, sha256) of every verified file
     snapshots: list[Snapshot] = field(default_factory=list)  # as listed when the drill opened the repository
+    subset: str | None = None  # integrity runs: the "n/t" part read by `restic check --read-data-subset`
