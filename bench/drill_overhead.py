@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,9 @@ class Dataset:
 def make_dataset(root: Path, *, files: int, size: int, seed: int = 20240115) -> Dataset:
     """``files`` regular files (one SQLite database and the canary among them) of ``size`` bytes in all."""
     rng = random.Random(seed)
-    tops = [f"{name}-{i:02d}" for i, name in enumerate(("Compta", "Clients", "Chantiers", "Photos", "RH", "Admin", "Devis"))]
+    tops = [
+        f"{name}-{i:02d}" for i, name in enumerate(("Compta", "Clients", "Chantiers", "Photos", "RH", "Admin", "Devis"))
+    ]
     tops += [f"Projet-{i:02d}" for i in range(7)]
     folders = [f"{top}/{sub}" for top in tops for sub in ("2021", "2022", "2023", "2024", "archives", "divers")]
     for folder in folders:
@@ -155,7 +158,10 @@ def make_dataset(root: Path, *, files: int, size: int, seed: int = 20240115) -> 
         while database.stat().st_size < db_size:
             db.executemany(
                 "INSERT INTO rdv (who, at, note) VALUES (?, ?, ?)",
-                [(rng.choice(WORDS), f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}", _text(rng, 120).decode()) for i in range(500)],
+                [
+                    (rng.choice(WORDS), f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}", _text(rng, 120).decode())
+                    for i in range(500)
+                ],
             )
             db.commit()
             row += 500
@@ -191,8 +197,35 @@ def restic_env(repo: Path, password_file: Path) -> dict[str, str]:
 def run(argv: Sequence[str], *, env: dict[str, str] | None = None, what: str, timeout: float = 3600) -> str:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        sys.exit(f"{what} failed (exit {done.returncode}):\n$ {' '.join(argv)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        sys.exit(
+            f"{what} failed (exit {done.returncode}):\n$ {' '.join(argv)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
     return done.stdout
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float  # user + system of the process and every child it waited for (restic, sha256sum...)
+    code: int
+    stdout: str
+    stderr: str
+
+
+def measured(argv: Sequence[str], *, env: dict[str, str] | None = None, what: str, check: bool = True) -> Measured:
+    """Run argv; wall time and CPU time from ``wait4`` (which counts the children the process waited for)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if check and code != 0:
+        sys.exit(f"{what} failed (exit {code}):\n$ {' '.join(argv)}\n{stdout[-2000:]}\n{stderr[-4000:]}")
+    return Measured(wall, usage.ru_utime + usage.ru_stime, code, stdout, stderr)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -235,6 +268,7 @@ class BaselineRun:
     restore_s: float
     sha_s: float
     rm_s: float
+    cpu_s: float  # restore + sha256sum
 
     @property
     def total_s(self) -> float:
@@ -244,6 +278,7 @@ class BaselineRun:
 @dataclass
 class DrillRun:
     wall_s: float
+    cpu_s: float  # the Python process and its restic children
     drill_id: int
     duration_s: float
     restore_s: float
@@ -257,14 +292,18 @@ def baseline_once(work: Path, env: dict[str, str]) -> BaselineRun:
     cache = work / "baseline-cache"
     for path in (target, cache):
         shutil.rmtree(path, ignore_errors=True)
-    restore_s, _ = timed(
-        lambda: run([RESTIC, "--cache-dir", str(cache), "restore", "latest", "--target", str(target)], env=env, what="restic restore")
+    os.sync()  # no write-back of an earlier round lands in this one
+    restore = measured(
+        [RESTIC, "--cache-dir", str(cache), "restore", "latest", "--target", str(target)],
+        env=env,
+        what="restic restore",
     )
-    sha_s, _ = timed(
-        lambda: run(["bash", "-c", 'find "$1" -type f -print0 | xargs -0 sha256sum > /dev/null', "bash", str(target)], what="sha256sum")
+    sha = measured(
+        ["bash", "-c", 'find "$1" -type f -print0 | xargs -0 sha256sum > /dev/null', "bash", str(target)],
+        what="sha256sum",
     )
     rm_s, _ = timed(lambda: subprocess.run(["rm", "-rf", str(target), str(cache)], check=True))
-    return BaselineRun(restore_s, sha_s, rm_s)
+    return BaselineRun(restore.wall_s, sha.wall_s, rm_s, restore.cpu_s + sha.cpu_s)
 
 
 def _command_name(argv: Sequence[str]) -> str:
@@ -275,18 +314,22 @@ def _command_name(argv: Sequence[str]) -> str:
 
 
 def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> DrillRun:
-    argv = [preuve, "--config", str(config), "drill", "run", ref, "--full", "--json"]
-    start = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600, check=False)
-    wall = time.perf_counter() - start
+    os.sync()
+    done = measured(
+        [preuve, "--config", str(config), "drill", "run", ref, "--full", "--json"], env=env, what="drill", check=False
+    )
     try:
         result = json.loads(done.stdout)
     except json.JSONDecodeError:
-        sys.exit(f"drill printed no JSON (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        sys.exit(f"drill printed no JSON (exit {done.code}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     if result.get("status") != "passed":
         sys.exit(f"drill {ref} did not pass: {json.dumps(result, indent=1)[:4000]}")
     detail = json.loads(
-        run([preuve, "--config", str(config), "drill", "show", str(result["drill_id"]), "--json", "--log"], env=env, what="drill show")
+        run(
+            [preuve, "--config", str(config), "drill", "show", str(result["drill_id"]), "--json", "--log"],
+            env=env,
+            what="drill show",
+        )
     )
     commands: dict[str, float] = {}
     first = None
@@ -297,11 +340,10 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
             first = command["started_at"]
     first_at = 0.0
     if first and detail.get("started_at"):
-        from datetime import datetime
-
         first_at = (datetime.fromisoformat(first) - datetime.fromisoformat(detail["started_at"])).total_seconds()
     return DrillRun(
-        wall_s=wall,
+        wall_s=done.wall_s,
+        cpu_s=done.cpu_s,
         drill_id=int(result["drill_id"]),
         duration_s=float(detail.get("duration_s") or result.get("duration_s") or 0),
         restore_s=float(detail.get("restore_s") or 0),
@@ -309,6 +351,28 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
         first_command_at=first_at,
         status=result["status"],
     )
+
+
+def overlap_probe(work: Path, env: dict[str, str]) -> tuple[float, float]:
+    """`snapshots` then `ls`, as a drill runs them, against both at once (fresh caches): what overlapping saves."""
+    caches = [work / "probe-cache-1", work / "probe-cache-2"]
+    for cache in caches:
+        shutil.rmtree(cache, ignore_errors=True)
+    snapshots = [RESTIC, "--cache-dir", str(caches[0]), "snapshots", "--json"]
+    listing = [RESTIC, "--cache-dir", str(caches[0]), "ls", "--json", "latest"]
+    serial, _ = timed(lambda: (run(snapshots, env=env, what="snapshots"), run(listing, env=env, what="ls")))
+    shutil.rmtree(caches[0], ignore_errors=True)
+    start = time.perf_counter()
+    children = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for argv in (snapshots, listing)
+    ]
+    for child in children:
+        child.wait()
+    both = time.perf_counter() - start
+    for cache in caches:
+        shutil.rmtree(cache, ignore_errors=True)
+    return serial, both
 
 
 def stats(values: list[float]) -> tuple[float, float, float]:
@@ -325,8 +389,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--workdir", type=Path, help="where to build everything (default: a new temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the workdir (a later run with the same --workdir reuses it)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the workdir (a later run with the same --workdir reuses it)"
+    )
     parser.add_argument("--preuve", help="the preuve command (default: .venv/bin/preuve)")
+    parser.add_argument(
+        "--preuve-b",
+        help="a second preuve command to compare (A/B), e.g. a wrapper running an older tree with PYTHONPATH; "
+        "adds the variants source-b and nosource-b",
+    )
     parser.add_argument("--variants", default="baseline,source,nosource", help="comma-separated subset to time")
     args = parser.parse_args()
     preuve = preuve_binary(args.preuve)
@@ -348,7 +419,18 @@ def _remove(whole: Path | None, work: Path) -> None:
     if whole is not None:
         shutil.rmtree(whole, ignore_errors=True)
         return
-    for name in ("data", "repo", "config", "sandbox", "secrets", "baseline-restore", "baseline-cache", READY):
+    for name in (
+        "data",
+        "repo",
+        "config",
+        "sandbox",
+        "secrets",
+        "baseline-restore",
+        "baseline-cache",
+        "probe-cache-1",
+        "probe-cache-2",
+        READY,
+    ):
         path = work / name
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -374,10 +456,12 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
         password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         password_file.write_text("preuve-bench-password\n", encoding="utf-8")
         password_file.chmod(0o600)
-        backup_s, _ = timed(lambda: (
-            run([RESTIC, "--no-cache", "init"], env=env, what="restic init"),
-            run([RESTIC, "--no-cache", "backup", "--host", "bench", str(data)], env=env, what="restic backup"),
-        ))
+        backup_s, _ = timed(
+            lambda: (
+                run([RESTIC, "--no-cache", "init"], env=env, what="restic init"),
+                run([RESTIC, "--no-cache", "backup", "--host", "bench", str(data)], env=env, what="restic backup"),
+            )
+        )
         print(f"  restic init + backup: {backup_s:.1f} s")
         ready.write_text(key)
     write_config(config, repo=repo, password_file=password_file, sandbox=sandbox, ds=ds)
@@ -391,19 +475,24 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
 
     drill_env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "AWS_", "PREUVE_"))}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    refs = {"source": "bench/data", "nosource": "bench/nosource"}
+    commands = {"source": (preuve, "bench/data"), "nosource": (preuve, "bench/nosource")}
+    if args.preuve_b:
+        commands.update({"source-b": (args.preuve_b, "bench/data"), "nosource-b": (args.preuve_b, "bench/nosource")})
+        variants += [v + "-b" for v in variants if v in ("source", "nosource")]
     baselines: list[BaselineRun] = []
-    drills: dict[str, list[DrillRun]] = {v: [] for v in variants if v in refs}
+    drills: dict[str, list[DrillRun]] = {v: [] for v in variants if v in commands}
 
     def one(variant: str) -> str:
         if variant == "baseline":
             b = baseline_once(work, env)
             baselines.append(b)
             return f"baseline {b.total_s:.2f} s (restore {b.restore_s:.2f} + sha256sum {b.sha_s:.2f}; rm {b.rm_s:.2f})"
-        d = drill_once(preuve, config, refs[variant], drill_env)
+        command, ref = commands[variant]
+        d = drill_once(command, config, ref, drill_env)
         drills[variant].append(d)
         return f"drill {variant} {d.wall_s:.2f} s (in-process {d.duration_s:.2f}, restore {d.restore_s:.2f})"
 
+    print(f"load average before: {_load()}")
     for i in range(args.warmup):
         for variant in variants:
             print(f"warm-up {i + 1}: {one(variant)}", flush=True)
@@ -414,49 +503,76 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
         order = variants[r % len(variants) :] + variants[: r % len(variants)]  # rotate: nobody always goes first
         for variant in order:
             print(f"round {r + 1}: {one(variant)}", flush=True)
+    probes = [overlap_probe(work, env) for _ in range(max(1, min(3, args.rounds)))]
+    print(f"load average after: {_load()}")
 
     print()
-    print(f"{'':<28}{'median':>8}{'min':>8}{'max':>8}   ratio (median / baseline median)")
-    base = None
+    print(f"{'wall time, seconds':<30}{'median':>8}{'min':>8}{'max':>8}   ratio to the baseline (median / median)")
+    base = base_rm = base_cpu = 0.0
     if baselines:
-        base_med, lo, hi = stats([b.total_s for b in baselines])
-        base = base_med
+        base, lo, hi = stats([b.total_s for b in baselines])
         base_rm = statistics.median([b.total_s + b.rm_s for b in baselines])
-        print(f"{'baseline restore+sha256sum':<28}{fmt(base_med)}  {fmt(lo)}  {fmt(hi)}")
+        base_cpu = statistics.median([b.cpu_s for b in baselines])
+        print(f"{'baseline restore + sha256sum':<30}{fmt(base)}  {fmt(lo)}  {fmt(hi)}")
         for label, values in (
             ("  restic restore", [b.restore_s for b in baselines]),
             ("  find | xargs sha256sum", [b.sha_s for b in baselines]),
-            ("  (rm -rf, not counted)", [b.rm_s for b in baselines]),
+            ("  rm -rf (not counted)", [b.rm_s for b in baselines]),
         ):
-            print(f"{label:<28}{fmt(stats(values)[0])}  {fmt(stats(values)[1])}  {fmt(stats(values)[2])}")
+            med, lo, hi = stats(values)
+            print(f"{label:<30}{fmt(med)}  {fmt(lo)}  {fmt(hi)}")
     for variant, runs in drills.items():
         med, lo, hi = stats([d.wall_s for d in runs])
-        ratio = f"{med / base:5.2f}  (vs baseline incl. rm: {med / base_rm:4.2f})" if base else ""
-        print(f"{'drill --full ' + variant:<28}{fmt(med)}  {fmt(lo)}  {fmt(hi)}   {ratio}")
+        ratio = f"{med / base:5.2f}  (with the baseline's rm: {med / base_rm:4.2f})" if base else ""
+        print(f"{'drill --full ' + variant:<30}{fmt(med)}  {fmt(lo)}  {fmt(hi)}   {ratio}")
+    if baselines:
+        print(f"\n{'CPU time (user+sys), seconds':<30}{'median':>8}   ratio")
+        print(f"{'baseline':<30}{fmt(base_cpu)}")
+        for variant, runs in drills.items():
+            cpu = statistics.median([d.cpu_s for d in runs])
+            print(f"{'drill --full ' + variant:<30}{fmt(cpu)}   {cpu / base_cpu:5.2f}")
     print()
     print("Where a drill's time goes (medians, seconds; from `drill show ID --json --log`):")
-    head = f"{'variant':<10}{'wall':>7}{'startup+db':>11}{'pre-restic':>11}{'version':>8}{'snapshots':>10}{'ls':>7}{'restore':>8}{'verify+rest':>12}"
-    print(head)
+    print(
+        f"{'variant':<12}{'wall':>7}{'startup+db':>11}{'pre-restic':>11}{'version':>8}{'snapshots':>10}{'ls':>7}"
+        f"{'restore':>8}{'verify+rest':>12}"
+    )
     for variant, runs in drills.items():
-        def med(fn: Callable[[DrillRun], float]) -> float:
-            return statistics.median([fn(d) for d in runs])
-
-        restic_total = med(lambda d: sum(d.commands.values()))
         print(
-            f"{variant:<10}{med(lambda d: d.wall_s):7.2f}{med(lambda d: d.wall_s - d.duration_s):11.2f}"
-            f"{med(lambda d: d.first_command_at):11.2f}{med(lambda d: d.commands.get('version', 0)):8.2f}"
-            f"{med(lambda d: d.commands.get('snapshots', 0)):10.2f}{med(lambda d: d.commands.get('ls', 0)):7.2f}"
-            f"{med(lambda d: d.restore_s):8.2f}{med(lambda d: d.duration_s) - restic_total:12.2f}"
+            f"{variant:<12}{_med(runs, lambda d: d.wall_s):7.2f}{_med(runs, lambda d: d.wall_s - d.duration_s):11.2f}"
+            f"{_med(runs, lambda d: d.first_command_at):11.2f}{_med(runs, lambda d: d.commands.get('version', 0)):8.2f}"
+            f"{_med(runs, lambda d: d.commands.get('snapshots', 0)):10.2f}{_med(runs, lambda d: d.commands.get('ls', 0)):7.2f}"
+            f"{_med(runs, lambda d: d.restore_s):8.2f}"
+            f"{_med(runs, lambda d: d.duration_s) - _med(runs, lambda d: sum(d.commands.values())):12.2f}"
         )
     print(
-        "  startup+db = wall - duration_s (Python start-up, imports, config, SQLite before and after the drill);\n"
-        "  pre-restic = from the drill's start to its first restic call; verify+rest = duration_s - all restic calls\n"
-        "  (sandbox set-up and removal, hashing, source comparison, content checks). Restic calls may overlap."
+        "  startup+db = wall - duration_s (Python start-up and imports, configuration, SQLite before and after);\n"
+        "  pre-restic = from the drill's start to its first restic call; verify+rest = duration_s - the restic calls\n"
+        "  (sandbox set-up and removal, hashing, source comparison, content checks)."
+    )
+    serial = statistics.median([p[0] for p in probes])
+    both = statistics.median([p[1] for p in probes])
+    print(
+        f"\nrestic snapshots then ls (as the drill does): {serial:.2f} s; both at once: {both:.2f} s "
+        f"(overlapping them would save about {serial - both:.2f} s)"
     )
     if base:
-        worst = max(statistics.median([d.wall_s for d in runs]) / base for runs in drills.values()) if drills else 0
+        worst = max(
+            statistics.median([d.wall_s for d in runs]) / base for v, runs in drills.items() if not v.endswith("-b")
+        )
         print(f"\ntarget: drill/baseline <= 1.15 -> {'met' if worst <= 1.15 else 'NOT met'} (worst ratio {worst:.2f})")
     return 0
+
+
+def _med(runs: list[DrillRun], fn: Callable[[DrillRun], float]) -> float:
+    return statistics.median([fn(d) for d in runs])
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

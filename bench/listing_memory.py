@@ -58,7 +58,9 @@ runpy.run_module("preuve", run_name="__main__", alter_sys=True)
 def run(argv: Sequence[str], *, env: dict[str, str] | None = None, what: str, timeout: float = 7200) -> str:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        sys.exit(f"{what} failed (exit {done.returncode}):\n$ {' '.join(argv)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        sys.exit(
+            f"{what} failed (exit {done.returncode}):\n$ {' '.join(argv)}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
     return done.stdout
 
 
@@ -118,7 +120,9 @@ def main() -> int:
     parser.add_argument("--per-dir", type=int, default=1000, help="files per folder (default 1000)")
     parser.add_argument("--rounds", type=int, default=1, help="measurements of each command (default 1)")
     parser.add_argument("--workdir", type=Path, help="where to build everything (default: a new temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the workdir (a later run with the same --workdir reuses it)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the workdir (a later run with the same --workdir reuses it)"
+    )
     parser.add_argument("--timeout", help="the target's `timeout:` (open deadline; restore deadline = it + 60 s + ...)")
     parser.add_argument("--python", default=None, help="the venv's python (default: the one running this script)")
     args = parser.parse_args()
@@ -203,16 +207,36 @@ def _bench(args: argparse.Namespace, python: str, work: Path) -> int:
             print(f"WARNING: the drill did not pass: {result.get('failure_class')}: {result.get('message')}")
         rss = json.loads(rss_file.read_text())
         detail = json.loads(
-            run([python, "-m", "preuve", "--config", str(config), "drill", "show", str(result["drill_id"]), "--json", "--log"],
-                env=env, what="drill show")
+            run(
+                [
+                    python,
+                    "-m",
+                    "preuve",
+                    "--config",
+                    str(config),
+                    "drill",
+                    "show",
+                    str(result["drill_id"]),
+                    "--json",
+                    "--log",
+                ],
+                env=env,
+                what="drill show",
+            )
         )
         phases = {}
         for command in detail.get("commands", []):
             words = [w for w in command["argv"] if w in ("version", "snapshots", "ls", "restore")]
             if words:
                 phases[words[0]] = phases.get(words[0], 0.0) + float(command["duration_s"] or 0)
-        measure.extra.update(rss, phases=phases, duration_s=result.get("duration_s"), files=result.get("files_in_snapshot"),
-                             checked=result.get("files_checked"), wait4_maxrss_kb=measure.maxrss_kb)
+        measure.extra.update(
+            rss,
+            phases=phases,
+            duration_s=result.get("duration_s"),
+            files=result.get("files_in_snapshot"),
+            checked=result.get("files_checked"),
+            wait4_maxrss_kb=measure.maxrss_kb,
+        )
         rows.append(("preuve drill run (sample)", measure))
         print(
             f"round {r + 1}: drill: {measure.wall_s:.2f} s, Python process peak RSS {mb(rss['self_maxrss_kb'])} "
@@ -243,8 +267,12 @@ def _bench(args: argparse.Namespace, python: str, work: Path) -> int:
     if lss and drills:
         ls_wall = min(m.wall_s for m in lss)
         ls_in_drill = min(float(m.extra["phases"].get("ls", 0)) for m in drills)  # type: ignore[union-attr]
-        print(f"\nls inside the drill / plain restic ls: {ls_in_drill / ls_wall:.2f}x ({ls_in_drill:.2f} s vs {ls_wall:.2f} s)")
-    print(f"target: drill's Python process under {TARGET_MB} MB -> {'met' if worst < TARGET_MB else 'NOT met'} ({worst:.1f} MB)")
+        print(
+            f"\nls inside the drill / plain restic ls: {ls_in_drill / ls_wall:.2f}x ({ls_in_drill:.2f} s vs {ls_wall:.2f} s)"
+        )
+    print(
+        f"target: drill's Python process under {TARGET_MB} MB -> {'met' if worst < TARGET_MB else 'NOT met'} ({worst:.1f} MB)"
+    )
     return 0
 
 

@@ -37,8 +37,10 @@ app = typer.Typer(
 )
 targets_app = typer.Typer(help="The configured targets (restic repositories).", no_args_is_help=True)
 drill_app = typer.Typer(help="Restore drills: run one, list them, show one with its restore log.", no_args_is_help=True)
+policy_app = typer.Typer(help="Continuity-plan policies: the rules each client is held to.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
 app.add_typer(drill_app, name="drill")
+app.add_typer(policy_app, name="policy")
 
 
 class _State:
@@ -203,20 +205,40 @@ def targets_probe(
     as_json: JsonOption = False,
 ) -> None:
     """Check a target without restoring: reachable, credentials, repository, newest snapshot, storage facts."""
-    from preuve.store.records import record_probe, record_snapshots, sync_config
-    from preuve.targets.probe import probe_target
+    from preuve.store.records import (
+        list_snapshots,
+        record_probe,
+        record_snapshot_stats,
+        record_snapshots,
+        snapshots_without_stats,
+        sync_config,
+    )
+    from preuve.targets.probe import MEASURE_PER_PROBE, probe_target
 
     config = _config()
     try:
         ref = config.target(target)
     except ConfigurationError as exc:
         _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
-    result, _log = probe_target(config, ref)
     with _store(config) as store:
         sync_config(store, config)
+        # Snapshots not measured yet: known ones without stats, and (not in `known`) new ones.
+        wanted = snapshots_without_stats(store, ref.ref, MEASURE_PER_PROBE)
+        known = {record.snapshot.id for record in list_snapshots(store, ref.ref)}
+        result, _log = probe_target(config, ref, wanted, known=known)
         probe_id = record_probe(store, ref.ref, result)
         if result.ok:
             record_snapshots(store, ref.ref, result.snapshots, seen_at=result.finished_at, complete=True)
+        for stats in result.snapshot_stats:
+            record_snapshot_stats(
+                store,
+                ref.ref,
+                stats.snapshot_id,
+                size_bytes=stats.size_bytes,
+                file_count=stats.file_count,
+                changed_files=stats.changed_files,
+                at=stats.measured_at,
+            )
     newest = result.newest
     if as_json:
         _print_json(
@@ -238,6 +260,7 @@ def targets_probe(
                 ),
                 "restic_version": result.restic_version,
                 "facts": result.facts,
+                "snapshot_stats": result.snapshot_stats,
             }
         )
     else:
@@ -306,14 +329,23 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
 def drill_run(
     target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
     full: Annotated[bool, typer.Option("--full", help="Restore the whole snapshot, not a sample.")] = False,
+    integrity: Annotated[
+        bool,
+        typer.Option("--integrity", help="Read the next part of the repository with `restic check` (rotation)."),
+    ] = False,
     snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: the newest).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a restore drill now, in the foreground, and record it."""
     from preuve.drills.run import run_now, who
 
+    if full and integrity:
+        _die("error: --full and --integrity are different drills: choose one", EXIT_USAGE)
+    if integrity and snapshot:
+        _die("error: an integrity run checks the whole repository: --snapshot does not apply", EXIT_USAGE)
     config = _config()
-    options = DrillOptions(kind=DrillKind.FULL if full else DrillKind.SAMPLE, snapshot=snapshot)
+    kind = DrillKind.FULL if full else DrillKind.INTEGRITY if integrity else DrillKind.SAMPLE
+    options = DrillOptions(kind=kind, snapshot=snapshot)
     with _store(config) as store:
         try:
             with _progress(_interactive(as_json)) as progress:
@@ -348,6 +380,7 @@ def _run_json(drill_id: int, result: DrillResult) -> dict[str, Any]:
             {"path": f.path, "failure_class": f.failure_class.value, "detail": f.detail} for f in result.findings
         ],
         "restic_version": result.restic_version,
+        "subset": result.subset,
     }
 
 
@@ -451,6 +484,91 @@ def _print_detail(d: Any, show_log: bool) -> None:
                 typer.echo("  stdout:\n" + _indent(command.stdout))
             if command.stderr.strip():
                 typer.echo("  stderr:\n" + _indent(command.stderr))
+
+
+# --- policies ----------------------------------------------------------------------------------------------------
+
+
+@policy_app.command("show")
+def policy_show(
+    name: Annotated[str, typer.Argument(help="Policy name: a file in policies/ without .yaml, or a built-in one.")],
+    client: Annotated[
+        str | None, typer.Option("--client", help="Apply this client's policy_overrides (its job file).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a policy as it applies: human units, with a client's overrides if asked."""
+    from preuve.config.located import format_path
+    from preuve.policies.display import policy_json, policy_text
+    from preuve.policies.loader import is_builtin, override_paths
+
+    config = _config()
+    policy = config.policies.get(name)
+    if policy is None:
+        available = ", ".join(sorted(config.policies)) or "none"
+        _die(
+            f"error: no policy {name!r} (available: {available}; a policy of your own is a file "
+            f"{config.directory / 'policies' / (name + '.yaml')})",
+            EXIT_USAGE,
+        )
+    source = config.policy_files[name]
+    origin = f"built in ({source})" if is_builtin(source) else str(source)
+    header = [f"policy {name}: {origin}"]
+    overridden: list[tuple[str | int, ...]] = []
+    job_file: Path | None = None
+    if client is not None:
+        try:
+            found = config.client(client)
+        except ConfigurationError as exc:
+            _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
+        if found.job.policy != name:
+            _die(
+                f"error: client {client!r} is held to policy {found.job.policy!r}, not {name!r} "
+                f"(see `preuve policy show {found.job.policy} --client {client}`)",
+                EXIT_USAGE,
+            )
+        policy = config.client_policy(client)
+        job_file = found.file
+        overridden = list(override_paths(found.job.policy_overrides))
+        keys = ", ".join(format_path(path) for path in overridden)
+        header.append(
+            f"client {client}: overrides from {job_file}: {keys}" if overridden else f"client {client}: no overrides"
+        )
+    if as_json:
+        _print_json(
+            {
+                "policy": name,
+                "source": source,
+                "builtin": is_builtin(source),
+                "client": client,
+                "job_file": job_file,
+                "overrides": [format_path(path) for path in overridden],
+                "rules": policy_json(policy),
+            }
+        )
+        return
+    typer.echo(policy_text(policy, header=header, overridden=set(overridden)), nl=False)
+
+
+@policy_app.command("check")
+def policy_check(
+    client: Annotated[str | None, typer.Argument(help="Client id (default: every client).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Judge as of this time (ISO; a bare date means its end). Default: now.")
+    ] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="Period start (default: 30 days before the end).")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Period end; a bare date includes that day.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every rule of the policy; exit 0 all met, 1 a rule violated, 3 a fact could not be measured."""
+    from preuve.policies.cli_check import check_command
+
+    config = _config()
+    with _store(config) as store:
+        code = check_command(config, store, client, at=at, date_from=date_from, date_to=date_to, as_json=as_json)
+    raise typer.Exit(code)
 
 
 def _indent(text: str) -> str:

@@ -46,6 +46,7 @@ T = TypeVar("T")
 TB = 2**40
 PARIS = timezone(timedelta(hours=2))
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+HEAD = "0002"  # the newest migration
 
 ACME = """\
 client: ACME
@@ -188,7 +189,7 @@ def test_migration_yields_exactly_the_models_schema(store: Store) -> None:
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == HEAD
 
 
 def test_schema_comparison_sees_a_missing_index(store: Store) -> None:
@@ -198,6 +199,80 @@ def test_schema_comparison_sees_a_missing_index(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), metadata)
         connection.rollback()
     assert [d[0] for d in diff] == ["add_index"]
+
+
+def test_upgrade_from_0001_keeps_the_data_and_adds_unmeasured_columns(store_url: str) -> None:
+    """A database made by the first release, with rows in it, upgrades in place; new columns read NULL."""
+    store = Store.open(store_url, migrate=False)
+    try:
+        store.upgrade("0001")
+        with store.engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == "0001"
+            assert "size_bytes" not in {c["name"] for c in inspect(connection).get_columns("snapshotseen")}
+        # Rows as 0001 knew them, written with plain SQL (the models already have the new columns).
+        with store.connection(write=True) as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO client (id, name, language, policy, created_at, updated_at) "
+                    "VALUES ('acme', 'ACME', 'fr', 'standard', :t, :t)"
+                ),
+                {"t": T0},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO target (client_id, name, ref, kind, location, media, repository, created_at, "
+                    "updated_at) VALUES ('acme', 'usb', 'acme/usb', 'local', 'onsite', 'disk', '/tmp/x', :t, :t)"
+                ),
+                {"t": T0},
+            )
+            target_id = connection.execute(text("SELECT id FROM target")).scalar_one()
+            connection.execute(
+                text(
+                    "INSERT INTO snapshotseen (target_id, snapshot_id, short_id, time, hostname, username, paths, "
+                    "tags, tree, first_seen_at, last_seen_at) VALUES (:id, :s, 'aaaaaaaa', :t, 'srv1', 'root', "
+                    "'[\"/srv\"]', '[]', '', :t, :t)"
+                ),
+                {"id": target_id, "s": "a" * 64, "t": T0},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO drillrun (target_id, kind, status, requested_by, requested_at, message, "
+                    "restic_version, host, preuve_version, options) "
+                    "VALUES (:id, 'integrity', 'passed', 'test', :t, '', '', '', '', '{}')"
+                ),
+                {"id": target_id, "t": T0},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO drillfinding (drill_id, path, failure_class, detail) "
+                    "SELECT id, '/srv/x', 'content-mismatch', '' FROM drillrun"
+                )
+            )
+        store.upgrade()
+        with store.engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == HEAD
+            assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+        records = list_snapshots(store, "acme/usb")
+        assert [r.snapshot.id for r in records] == ["a" * 64]
+        assert (records[0].size_bytes, records[0].file_count, records[0].changed_files, records[0].stats_at) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        [drill] = list_drills(store, target="acme/usb")
+        detail = get_drill(store, drill.id)
+        assert detail is not None and detail.status is DrillStatus.PASSED and detail.subset is None
+        # and back down to 0001, rows kept (SQLite drops the columns in place)
+        with store.connection(write=True) as connection:
+            command.downgrade(alembic_config(connection), "0001")
+        with store.engine.connect() as connection:
+            assert "subset" not in {c["name"] for c in inspect(connection).get_columns("drillrun")}
+            assert connection.execute(text("SELECT count(*) FROM drillrun")).scalar_one() == 1
+            assert connection.execute(text("SELECT count(*) FROM snapshotseen")).scalar_one() == 1
+            assert connection.execute(text("SELECT count(*) FROM drillfinding")).scalar_one() == 1
+    finally:
+        store.close()
 
 
 def test_downgrade_to_nothing_then_upgrade_again(store: Store) -> None:
@@ -212,7 +287,7 @@ def test_open_twice_is_a_no_op_and_concurrent_opens_migrate_once(store_url: str)
     stores = race(4, lambda: Store.open(store_url))
     try:
         with stores[0].engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0001"
+            assert MigrationContext.configure(connection).get_current_revision() == HEAD
     finally:
         for opened in stores:
             opened.close()

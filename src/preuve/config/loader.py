@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from preuve.config.located import Located, load_toml, load_yaml, report_validation
 from preuve.config.model import JobFile, Settings, Target, resolve
 from preuve.errors import ConfigurationError
+from preuve.policies.loader import PolicySet, apply_overrides, effective_policy, load_policy_set
+from preuve.policies.model import Policy
 
 _CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-BUILTIN_POLICIES = ("standard", "health-data")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Config:
     directory: Path
     settings: Settings
     clients: dict[str, Client] = field(default_factory=dict)
+    policies: dict[str, Policy] = field(default_factory=dict)  # built in, then policies/*.yaml, by name
+    policy_files: dict[str, Path] = field(default_factory=dict)  # where each of them was read
+    client_policies: dict[str, Policy] = field(default_factory=dict, repr=False)  # by client id, overrides applied
 
     def path(self, value: str) -> Path:
         return resolve(self.directory, value)
@@ -70,16 +74,31 @@ class Config:
             for name, spec in sorted(client.job.targets.items())
         ]
 
-    def target(self, ref: str) -> TargetRef:
-        client_id, _, name = ref.partition("/")
-        if not name:
-            raise ConfigurationError([f"{ref!r}: name a target as CLIENT/TARGET, for example acme/nas"])
+    def client(self, client_id: str) -> Client:
         client = self.clients.get(client_id)
         if client is None:
             known = ", ".join(sorted(self.clients)) or "none"
             raise ConfigurationError(
                 [f"unknown client {client_id!r} (no jobs/{client_id}.yaml in {self.directory}; known: {known})"]
             )
+        return client
+
+    def client_policy(self, client_id: str) -> Policy:
+        """The policy a client is held to: the one its job file names, with its ``policy_overrides`` applied."""
+        policy = self.client_policies.get(client_id)
+        if policy is not None:
+            return policy
+        client = self.client(client_id)  # a Config assembled by hand: computed now
+        policies = self.policies or load_policy_set(self.directory).policies
+        policy = effective_policy(policies, client.job, client.file)
+        self.client_policies[client_id] = policy
+        return policy
+
+    def target(self, ref: str) -> TargetRef:
+        client_id, _, name = ref.partition("/")
+        if not name:
+            raise ConfigurationError([f"{ref!r}: name a target as CLIENT/TARGET, for example acme/nas"])
+        client = self.client(client_id)
         spec = client.job.targets.get(name)
         if spec is None:
             known = ", ".join(sorted(client.job.targets))
@@ -104,13 +123,15 @@ def load_config(directory: Path) -> Config:
                 report_validation(doc, exc)
         problems += doc.problems
 
-    config = Config(directory=directory, settings=settings)
+    found = load_policy_set(directory)
+    problems += found.problems
+    config = Config(directory=directory, settings=settings, policies=found.policies, policy_files=found.files)
     jobs_dir = directory / "jobs"
     job_files = sorted([*jobs_dir.glob("*.yaml"), *jobs_dir.glob("*.yml")]) if jobs_dir.is_dir() else []
     for file in job_files:
         if file.name.startswith("."):
             continue  # editor lock and backup files (.#acme.yaml)
-        client, file_problems = _load_job(file, directory)
+        client, policy, file_problems = _load_job(file, directory, found)
         problems += file_problems
         if client is not None and not file_problems:
             if client.id in config.clients:
@@ -119,12 +140,15 @@ def load_config(directory: Path) -> Config:
                 )
             else:
                 config.clients[client.id] = client
+                if policy is not None:
+                    config.client_policies[client.id] = policy
     if problems:
         raise ConfigurationError(problems)
     return config
 
 
-def _load_job(file: Path, directory: Path) -> tuple[Client | None, list[str]]:
+def _load_job(file: Path, directory: Path, policies: PolicySet) -> tuple[Client | None, Policy | None, list[str]]:
+    """A job file: the client, the policy it is held to (overrides applied), and the file's problems."""
     client_id = file.stem
     doc = load_yaml(file)
     if not _CLIENT_ID.match(client_id):
@@ -134,24 +158,24 @@ def _load_job(file: Path, directory: Path) -> tuple[Client | None, list[str]]:
             "'-' or '_' (rename the file, for example to acme.yaml)",
         )
     if doc.data is None and doc.problems:
-        return None, doc.problems
+        return None, None, doc.problems
     if not isinstance(doc.data, dict):
         doc.problems.append(f"{file}:1: a job file is a mapping with client, targets, ...")
-        return None, doc.problems
+        return None, None, doc.problems
     try:
         job = JobFile.model_validate(doc.data)
     except ValidationError as exc:
         report_validation(doc, exc)
-        return None, doc.problems
+        return None, None, doc.problems
     _check_rules(doc, job, directory)
-    return Client(client_id, job, file), doc.problems
+    policy = None
+    if job.policy not in policies.broken:  # else its own file's problems are reported
+        policy = apply_overrides(policies.policies, job, doc, directory)
+    return Client(client_id, job, file), policy, doc.problems
 
 
 def _check_rules(doc: Located, job: JobFile, directory: Path) -> None:
     """Rules that span fields: each can only be checked once the whole file has the right shape."""
-    policy_file = directory / "policies" / f"{job.policy}.yaml"
-    if job.policy not in BUILTIN_POLICIES and not policy_file.exists():
-        doc.problem(("policy",), f"no policy {job.policy!r}: {policy_file} does not exist")
     for name, target in job.targets.items():
         for index, canary in enumerate(target.canaries):
             if target.source and not target.source.startswith("sftp://"):

@@ -196,6 +196,7 @@ class DrillSettings(_Strict):
     large_file_share: float = Field(default=0.1, ge=0, le=1)  # share of the sample drawn from the largest files
     open_timeout: str = "120s"  # opening the repository and listing snapshots
     min_throughput: str = "2MiB"  # per second; restore deadline = open_timeout + bytes / this
+    integrity_timeout: str = "6h"  # deadline of one `check --read-data-subset` run, beyond opening
     entropy_threshold: float = Field(default=7.8, gt=0, le=8)  # bits per byte
     max_suspicious_files: int = Field(default=0, ge=0)
 
@@ -205,7 +206,7 @@ class DrillSettings(_Strict):
         parse_size(value)
         return value
 
-    @field_validator("open_timeout")
+    @field_validator("open_timeout", "integrity_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)

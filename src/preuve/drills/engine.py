@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from preuve import __version__, redact
 from preuve.config.loader import Config, TargetRef
 from preuve.config.units import format_bytes, parse_duration, parse_size
+from preuve.drills.integrity import Subset, check_findings
 from preuve.drills.result import DrillKind, DrillResult, DrillStatus, Finding
 from preuve.drills.sampling import Sampler, include_pattern, sample_size
 from preuve.drills.sandbox import Sandbox
@@ -48,6 +49,7 @@ _IGNORING = "ignoring error for "
 class DrillOptions:
     kind: DrillKind = DrillKind.SAMPLE
     snapshot: str | None = None  # id or unique prefix; newest when None
+    subset: str | None = None  # integrity runs: the part "n/t" to read
 
 
 def _noop(phase: str, done: int | None, total: int | None) -> None:
@@ -84,6 +86,7 @@ class _Drill:
         settings = config.settings.drill
         self.open_timeout_s = parse_duration(target.spec.timeout or settings.open_timeout).total_seconds()
         self.min_throughput = parse_size(settings.min_throughput)
+        self.integrity_timeout_s = parse_duration(settings.integrity_timeout).total_seconds()
         self.result = DrillResult(
             status=DrillStatus.RUNNING,
             kind=options.kind,
@@ -119,6 +122,9 @@ class _Drill:
                 snapshots = self.restic.snapshots()
                 open_s = time.monotonic() - opened
                 self.result.snapshots = snapshots
+                if self.options.kind is DrillKind.INTEGRITY:
+                    self._integrity(snapshots)
+                    return self.result
                 snapshot = choose_snapshot(snapshots, self.options.snapshot, self.target.ref)
                 self.result.snapshot_id = snapshot.id
                 self.result.snapshot_time = snapshot.time
@@ -147,6 +153,42 @@ class _Drill:
             self.result.finished_at = datetime.now(UTC)
         return self.result
 
+    def _integrity(self, snapshots: list[Snapshot]) -> None:
+        """`check --read-data-subset=n/t`: structure of the whole repository, and the data of one part."""
+        assert self.restic is not None
+        subset = Subset.parse(self.options.subset or "1/1")
+        self.result.subset = str(subset)
+        if snapshots:
+            self.result.snapshot_id = snapshots[-1].id
+            self.result.snapshot_time = snapshots[-1].time
+        self.progress(f"reading part {subset} of the repository", None, None)
+        started = time.monotonic()
+        completed, error = self.restic.run(
+            commands.check(read_data_subset=str(subset)),
+            what=f"checking part {subset} of the repository",
+            deadline_s=self.open_timeout_s + self.integrity_timeout_s,
+            check=False,
+        )
+        self.result.restore_s = round(time.monotonic() - started, 3)
+        if error is None:
+            self.result.status = DrillStatus.PASSED
+            self.result.message = (
+                f"restic check read part {subset} of the repository's data and its whole structure "
+                f"({len(snapshots)} snapshots): no errors."
+            )
+            return
+        self.result.findings = check_findings(completed.stderr)
+        if error.failure_class is FailureClass.CORRUPT_DATA or self.result.findings:
+            first = self.result.findings[0].detail if self.result.findings else error.message
+            self._fail(
+                PreuveError(
+                    FailureClass.CORRUPT_DATA,
+                    f"restic check found damage while reading part {subset} of {self.target.ref}: {first}",
+                )
+            )
+            return
+        self._fail(error)
+
     def _fail(self, exc: PreuveError) -> None:
         self.result.failure_class = exc.failure_class
         self.result.status = DrillStatus.FAILED if exc.failure_class.is_backup_problem else DrillStatus.ERROR
@@ -169,6 +211,7 @@ class _Drill:
             source_map=source_map,
             entropy_threshold=self.config.settings.drill.entropy_threshold,
             workers=cpu_workers(),
+            remove_checked=True,  # nothing reads a restored file once checked, and the sandbox goes anyway
         )
 
     def _ls_deadline(self) -> float:

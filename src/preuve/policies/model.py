@@ -24,8 +24,24 @@ def _duration(value: Any) -> timedelta:
             raise ValueError("must be longer than zero")
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a duration; write it like 24h or 7d")
-    return parse_duration(value)
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:30] + "..."  # a whole list need not be quoted
+        raise ValueError(f"{shown} is not a duration; write it like 24h or 7d")
+    try:
+        return parse_duration(value)
+    except ValueError:
+        text = value.strip()
+        if text.startswith("-") and _parses(text[1:]):
+            raise ValueError(f"{value!r} must be longer than zero") from None  # -1h: well written, but negative
+        raise
+
+
+def _parses(text: str) -> bool:
+    try:
+        parse_duration(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _fraction(value: Any) -> float:
@@ -51,18 +67,19 @@ class IntegrityRules(_Strict):
 
 
 class RetentionRules(_Strict):
-    hourly: int = Field(default=0, ge=0)
-    daily: int = Field(default=7, ge=0)
-    weekly: int = Field(default=4, ge=0)
-    monthly: int = Field(default=12, ge=0)
-    yearly: int = Field(default=0, ge=0)
+    # counts are strict integers: YAML reads `yes`/`no` as true/false, which must not become 1/0
+    hourly: int = Field(default=0, ge=0, strict=True)
+    daily: int = Field(default=7, ge=0, strict=True)
+    weekly: int = Field(default=4, ge=0, strict=True)
+    monthly: int = Field(default=12, ge=0, strict=True)
+    yearly: int = Field(default=0, ge=0, strict=True)
 
 
 class CopiesRules(_Strict):
-    min: int = Field(default=2, ge=1)  # targets holding the same source
-    media: int = Field(default=2, ge=1)  # distinct media kinds among them
-    offsite: int = Field(default=1, ge=0)
-    immutable: int = Field(default=0, ge=0)
+    min: int = Field(default=2, ge=1, strict=True)  # targets holding the same source
+    media: int = Field(default=2, ge=1, strict=True)  # distinct media kinds among them
+    offsite: int = Field(default=1, ge=0, strict=True)
+    immutable: int = Field(default=0, ge=0, strict=True)
 
 
 class ImmutabilityRules(_Strict):

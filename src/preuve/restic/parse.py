@@ -207,3 +207,117 @@ class RepoConfig:
 def parse_repo_config(text: str) -> RepoConfig:
     obj = json.loads(text)
     return RepoConfig(version=int(obj.get("version", 0)), id=str(obj["id"]))
+
+
+@dataclass(frozen=True)
+class SnapshotSize:
+    """``stats --json --mode restore-size ID``: what restoring the snapshot would write.
+
+    ``file_count`` counts directories and symlinks too (restic 0.14 to 0.19). Newer fields (0.17+: blob counts,
+    compression) land in ``extra``.
+    """
+
+    total_size: int
+    file_count: int
+    snapshots_count: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+_STATS_KEYS = {"total_size", "total_file_count", "snapshots_count"}
+
+
+def _json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects among ``text``'s lines, last first; other lines (warnings, progress) are skipped."""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} is not a count: {value!r}")
+    return value
+
+
+def parse_stats(text: str) -> SnapshotSize:
+    """The output of ``stats --json`` (its last JSON object holding ``total_size``); ValueError if none."""
+    for obj in _json_objects(text):
+        if "total_size" in obj:
+            return SnapshotSize(
+                total_size=_count(obj["total_size"], "total_size"),
+                file_count=_count(obj.get("total_file_count", 0), "total_file_count"),
+                snapshots_count=_count(obj.get("snapshots_count", 1), "snapshots_count"),
+                extra={k: v for k, v in obj.items() if k not in _STATS_KEYS},
+            )
+    raise ValueError("restic stats --json printed no statistics")
+
+
+@dataclass(frozen=True)
+class DiffCounts:
+    """One side of ``diff --json`` statistics: what was added, or removed."""
+
+    files: int = 0
+    dirs: int = 0
+    others: int = 0  # symlinks, devices, ...
+    data_blobs: int = 0
+    tree_blobs: int = 0
+    bytes: int = 0
+
+    @classmethod
+    def from_json(cls, obj: Any) -> DiffCounts:
+        if not isinstance(obj, dict):
+            return cls()
+        return cls(
+            **{
+                name: _count(obj.get(name, 0), name)
+                for name in ("files", "dirs", "others", "data_blobs", "tree_blobs", "bytes")
+            }
+        )
+
+
+@dataclass(frozen=True)
+class DiffStatistics:
+    """The closing ``statistics`` message of ``diff --json A B`` (A is the source, B the target)."""
+
+    source_snapshot: str
+    target_snapshot: str
+    changed_files: int  # files present in both whose content differs
+    added: DiffCounts
+    removed: DiffCounts
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def files_touched(self) -> int:
+        """Files changed, added or removed between the two snapshots."""
+        return self.changed_files + self.added.files + self.removed.files
+
+
+_DIFF_KEYS = {"message_type", "struct_type", "source_snapshot", "target_snapshot", "changed_files", "added", "removed"}
+
+
+def parse_diff_statistics(text: str) -> DiffStatistics | None:
+    """The ``statistics`` message in ``diff --json`` output (one line or all of it); None if there is none.
+
+    The ``change`` lines before it are ignored: callers stream them rather than keep them (a diff of two
+    snapshots a year apart can list millions of paths).
+    """
+    for obj in _json_objects(text):
+        if (obj.get("message_type") or obj.get("struct_type")) == "statistics":
+            return DiffStatistics(
+                source_snapshot=str(obj.get("source_snapshot", "")),
+                target_snapshot=str(obj.get("target_snapshot", "")),
+                changed_files=_count(obj.get("changed_files", 0), "changed_files"),
+                added=DiffCounts.from_json(obj.get("added")),
+                removed=DiffCounts.from_json(obj.get("removed")),
+                extra={k: v for k, v in obj.items() if k not in _DIFF_KEYS},
+            )
+    return None

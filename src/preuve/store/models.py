@@ -111,6 +111,13 @@ class SnapshotSeen(StoreModel, table=True):
     first_seen_at: datetime = Field(sa_type=UTCDateTime())
     last_seen_at: datetime = Field(sa_type=UTCDateTime())
     gone_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    # Measured by probes, a few snapshots at a time (NULL until then: "not measured" is not "zero").
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger)  # restore size (`restic stats`)
+    file_count: int | None = Field(default=None, sa_type=BigInteger)  # files, dirs and symlinks
+    # Files changed, added or removed against the previous snapshot (`restic diff`); NULL for a snapshot with
+    # no earlier one to compare with.
+    changed_files: int | None = Field(default=None, sa_type=BigInteger)
+    stats_at: datetime | None = Field(default=None, sa_type=UTCDateTime())  # when measured; NULL: not yet
 
 
 class DrillRun(StoreModel, table=True):
@@ -140,6 +147,7 @@ class DrillRun(StoreModel, table=True):
     canaries_checked: int | None = None
     sample_budget_limited: bool | None = None  # the sample stopped at max_sample_bytes
     manifest_sha256: str | None = None  # digest of (path, sha256) of every verified file
+    subset: str | None = None  # integrity runs: the part "n/t" read by `restic check --read-data-subset`
     restic_version: str = ""
     host: str = ""
     preuve_version: str = ""

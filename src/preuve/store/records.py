@@ -89,6 +89,7 @@ class DrillSummary:
     bytes_restored: int | None
     duration_s: float | None
     worker: str | None
+    options: dict[str, Any]  # what was asked: snapshot, integrity subset, ...
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,10 @@ class DrillDetail(DrillSummary):
     canaries_checked: int | None
     sample_budget_limited: bool | None
     manifest_sha256: str | None
+    subset: str | None  # integrity runs: the part "n/t" read by `restic check --read-data-subset`
     restic_version: str
     host: str
     preuve_version: str
-    options: dict[str, Any]
     findings: tuple[Finding, ...]
     commands: tuple[CommandLog, ...]
 
@@ -121,6 +122,10 @@ class SnapshotRecord:
     first_seen_at: datetime
     last_seen_at: datetime
     gone_at: datetime | None
+    size_bytes: int | None = None  # restore size, once a probe measured it (record_snapshot_stats)
+    file_count: int | None = None
+    changed_files: int | None = None  # against the previous snapshot; None for the first one
+    stats_at: datetime | None = None  # when measured; None: not yet
 
 
 # ----------------------------------------------------------------------------------------- clients, targets
@@ -343,6 +348,7 @@ def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
             "canaries_checked": result.canaries_checked,
             "sample_budget_limited": result.sample_budget_limited,
             "manifest_sha256": result.manifest_sha256 or None,
+            "subset": result.subset,
         }
         # Keep what was recorded at the start unless the result knows better.
         for key in ("restic_version", "host", "preuve_version"):
@@ -414,6 +420,7 @@ def list_drills(
     target: str | None = None,
     status: DrillStatus | str | None = None,
     limit: int | None = 50,
+    kind: DrillKind | str | None = None,
 ) -> list[DrillSummary]:
     """Drills, newest request first. ``target`` is "client/target", or a target name (all clients, or the
     one given in ``client``)."""
@@ -427,6 +434,8 @@ def list_drills(
             statement = statement.where(col(Target.name) == target)
     if status is not None:
         statement = statement.where(col(DrillRun.status) == DrillStatus(status).value)
+    if kind is not None:
+        statement = statement.where(col(DrillRun.kind) == DrillKind(kind).value)
     statement = statement.order_by(col(DrillRun.requested_at).desc(), col(DrillRun.id).desc())
     if limit is not None:
         statement = statement.limit(limit)
@@ -463,10 +472,10 @@ def get_drill(store: Store, drill_id: int) -> DrillDetail | None:
             canaries_checked=run.canaries_checked,
             sample_budget_limited=run.sample_budget_limited,
             manifest_sha256=run.manifest_sha256,
+            subset=run.subset,
             restic_version=run.restic_version,
             host=run.host,
             preuve_version=run.preuve_version,
-            options=dict(json.loads(run.options)),
             findings=tuple(
                 Finding(path=f.path, failure_class=FailureClass(f.failure_class), detail=f.detail) for f in findings
             ),
@@ -484,6 +493,11 @@ def get_drill(store: Store, drill_id: int) -> DrillDetail | None:
                 for c in commands
             ),
         )
+
+
+def _options(run: DrillRun) -> dict[str, Any]:
+    value = json.loads(run.options) if run.options else {}
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _summary(run: DrillRun, target: Target) -> DrillSummary:
@@ -507,6 +521,7 @@ def _summary(run: DrillRun, target: Target) -> DrillSummary:
         bytes_restored=run.bytes_restored,
         duration_s=run.duration_s,
         worker=run.worker,
+        options=_options(run),
     )
 
 
@@ -624,6 +639,58 @@ def list_snapshots(store: Store, ref: str, *, include_gone: bool = True) -> list
                 first_seen_at=row.first_seen_at,
                 last_seen_at=row.last_seen_at,
                 gone_at=row.gone_at,
+                size_bytes=row.size_bytes,
+                file_count=row.file_count,
+                changed_files=row.changed_files,
+                stats_at=row.stats_at,
             )
             for row in rows
         ]
+
+
+def record_snapshot_stats(
+    store: Store,
+    ref: str,
+    snapshot_id: str,
+    *,
+    size_bytes: int | None,
+    file_count: int | None,
+    changed_files: int | None,
+    at: datetime,
+) -> bool:
+    """Note what a probe measured of one snapshot (``restic stats`` and ``restic diff``), taken at ``at``.
+
+    A later measurement replaces an earlier one. Returns False when the store has no such snapshot for the
+    target (it is recorded by the listing, :func:`record_probe`, first); LookupError for an unknown target.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("at must be an aware datetime")
+    with store.session(write=True) as session:
+        target_id = _target_id(target_row(session, ref))
+        changed = (
+            session.connection()
+            .execute(
+                update(_SNAPSHOT)
+                .where(_SNAPSHOT.c.target_id == target_id, _SNAPSHOT.c.snapshot_id == snapshot_id)
+                .values(size_bytes=size_bytes, file_count=file_count, changed_files=changed_files, stats_at=at)
+            )
+            .rowcount
+        )
+        return changed == 1
+
+
+def snapshots_without_stats(store: Store, ref: str, limit: int) -> list[str]:
+    """Ids of the target's snapshots still in the repository that no probe has measured yet, newest first."""
+    with store.session() as session:
+        target_id = _target_id(target_row(session, ref))
+        rows = session.connection().execute(
+            select(_SNAPSHOT.c.snapshot_id)
+            .where(
+                _SNAPSHOT.c.target_id == target_id,
+                _SNAPSHOT.c.gone_at.is_(None),
+                _SNAPSHOT.c.stats_at.is_(None),
+            )
+            .order_by(_SNAPSHOT.c.time.desc(), _SNAPSHOT.c.id.desc())
+            .limit(limit)
+        )
+        return [str(snapshot_id) for (snapshot_id,) in rows]

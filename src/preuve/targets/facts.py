@@ -8,6 +8,7 @@ from typing import Any
 
 from preuve.errors import FailureClass
 from preuve.restic.parse import Snapshot
+from preuve.targets.snapshot_stats import SnapshotStats
 
 
 @dataclass
@@ -29,6 +30,8 @@ class ProbeResult:
     # "object_lock": true, "default_retention": {"mode": "COMPLIANCE", "days": 30}},
     # "sftp": {"free_bytes": 123, "total_bytes": 456}}
     facts: dict[str, Any] = field(default_factory=dict)
+    # Sizes and changes of the few snapshots measured during this probe (those asked for; see probe_target).
+    snapshot_stats: list[SnapshotStats] = field(default_factory=list)
 
     @property
     def newest(self) -> Snapshot | None:

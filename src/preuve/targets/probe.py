@@ -7,10 +7,12 @@ free space where the repository lives.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import socket
 import tempfile
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,27 @@ from preuve.errors import FailureClass, PreuveError
 from preuve.restic.runner import Restic
 from preuve.targets.access import check_identity_file, read_env_file, repo_access
 from preuve.targets.facts import ProbeResult
+from preuve.targets.snapshot_stats import SnapshotStats, measure
+
+logger = logging.getLogger(__name__)
+
+MEASURE_PER_PROBE = 3  # snapshots measured (stats + diff, about 1 s of restic each) per probe at most
 
 
-def probe_target(config: Config, target: TargetRef) -> tuple[ProbeResult, list[CommandLog]]:
+def probe_target(
+    config: Config,
+    target: TargetRef,
+    wanted: list[str] | None = None,
+    *,
+    known: Collection[str] | None = None,
+) -> tuple[ProbeResult, list[CommandLog]]:
+    """Probe ``target``; when it succeeds, also measure up to :data:`MEASURE_PER_PROBE` snapshots, newest first.
+
+    Measured are the listed snapshots whose id is in ``wanted`` (those the store has no stats for, see
+    :func:`preuve.store.records.snapshots_without_stats`) and, when ``known`` is given (every snapshot id the
+    store has for the target), the listed snapshots not in it: new since the last listing, unmeasured too.
+    With neither, nothing is measured. The results are in ``ProbeResult.snapshot_stats``.
+    """
     spec = target.spec
     open_timeout_s = parse_duration(spec.timeout or config.settings.drill.open_timeout).total_seconds()
     result = ProbeResult(
@@ -66,6 +86,7 @@ def probe_target(config: Config, target: TargetRef) -> tuple[ProbeResult, list[C
             result.reachable = result.credentials_ok = result.repository_opens = True
             result.repository_id = restic.repository_id()
             result.ok = True
+            result.snapshot_stats = _measure(restic, result, wanted, known, deadline_s=open_timeout_s)
         finally:
             log = restic.log
     except PreuveError as exc:
@@ -86,6 +107,31 @@ def probe_target(config: Config, target: TargetRef) -> tuple[ProbeResult, list[C
                 f"of {newest.time:%Y-%m-%d %H:%M} UTC ({_age(age.total_seconds())} old)."
             )
     return result, log
+
+
+def _measure(
+    restic: Restic,
+    result: ProbeResult,
+    wanted: list[str] | None,
+    known: Collection[str] | None,
+    *,
+    deadline_s: float,
+) -> list[SnapshotStats]:
+    if wanted is None and known is None:
+        return []
+    asked = set(wanted or ())
+    chosen = [
+        s.id
+        for s in sorted(result.snapshots, key=lambda s: (s.time, s.id), reverse=True)
+        if s.id in asked or (known is not None and s.id not in known)
+    ][:MEASURE_PER_PROBE]
+    if not chosen:
+        return []
+    try:
+        return measure(restic, result.snapshots, chosen, deadline_s=deadline_s)
+    except Exception:  # sizes are extras: a bug measuring them must not fail the probe
+        logger.exception("measuring snapshots of %s failed", restic.label)
+        return []
 
 
 def _age(seconds: float) -> str:
