@@ -9,7 +9,7 @@ import pytest
 
 from preuve.config.loader import load_config
 from preuve.config.located import load_toml, load_yaml
-from preuve.config.model import DrillSettings, S3Target, SftpTarget
+from preuve.config.model import DaemonSettings, DrillSettings, S3Target, SftpTarget
 from preuve.config.units import parse_duration, parse_percent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +99,12 @@ def test_example_preuve_toml_loads(folder: Path) -> None:
     # every DrillSettings key is shown in the example
     assert set(load_toml(folder / "preuve.toml").data["drill"]) == set(DrillSettings.model_fields)
     assert settings.drill == DrillSettings()
-    assert settings.metrics["listen"] == "127.0.0.1:9464"
+    assert settings.metrics.listen == "127.0.0.1:9464"
     assert settings.web["listen"] == "127.0.0.1:8080"
-    assert {"email", "webhook", "reminder_after"} <= set(settings.alerts)
-    assert {"host", "port", "starttls", "from", "username", "password_file"} <= set(settings.smtp)
+    assert settings.alerts.email == ["support@provider.example"]
+    assert settings.alerts.reminder_after == "24h"
+    assert settings.smtp.sender == "Preuve <preuve@provider.example>"
+    assert settings.smtp.starttls is True and settings.smtp.password_file == "secrets/smtp.pass"
+    # every [daemon] key is shown in the example
+    assert set(load_toml(folder / "preuve.toml").data["daemon"]) == set(DaemonSettings.model_fields)
     assert {target.ref for target in config.targets()} >= {"acme/nas", "cabinet-dupont/offsite"}

@@ -213,6 +213,97 @@ class DrillSettings(_Strict):
         return value
 
 
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT, like 127.0.0.1:9464")
+    return value
+
+
+class DaemonSettings(_Strict):
+    """How `preuve daemon` paces its work."""
+
+    probe_every: str = "15m"  # snapshot refresh: records snapshot history for RPO
+    policy_every: str = "1h"  # policy evaluation (alerts on verdict changes)
+    jitter: str = "30m"  # drills due at the same time are spread over this, deterministically per target
+    max_per_storage_host: int = Field(default=1, ge=1)  # concurrent drills against one NAS / endpoint
+    misfire_grace: str = "6h"  # a drill missed while the daemon was down still runs if it is back within this
+    lock_wait: str = "10m"  # how long `drill run` waits for a repository lock held by someone else
+    lock_lease: str = "2m"  # a lock whose holder stops renewing it expires after this
+    poll_every: str = "5s"  # how often the daemon looks for queued drills
+    stop_timeout: str = "30s"  # SIGTERM: how long running drills get to be interrupted and cleaned
+
+    @field_validator(
+        "probe_every",
+        "policy_every",
+        "jitter",
+        "misfire_grace",
+        "lock_wait",
+        "lock_lease",
+        "poll_every",
+        "stop_timeout",
+    )
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class MetricsSettings(_Strict):
+    enabled: bool = True
+    listen: str = "127.0.0.1:9464"
+
+    _listen = field_validator("listen")(classmethod(lambda cls, v: _listen(v)))
+
+
+class AlertSettings(_Strict):
+    email: list[str] = Field(default_factory=list)
+    webhook: str | None = None  # JSON POST; its "text" field reads well in Slack and Teams
+    reminder_after: str = "24h"  # a failure still unresolved after this is reminded once per period
+    dead_man_url: str | None = None  # pinged (GET) after every successful scheduler cycle
+    max_attempts: int = Field(default=8, ge=1)  # deliveries are retried with back-off, then recorded as failed
+
+    @field_validator("reminder_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("webhook", "dead_man_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://\S+$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.match(r"^[^@\s]+@[^@\s]+$", address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+
+class SmtpSettings(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    ssl: bool = False  # implicit TLS (port 465)
+    sender: str = Field(default="preuve@localhost", alias="from")
+    username: str = ""
+    password_file: str = ""  # relative to the configuration folder; never the password itself
+    timeout: str = "30s"
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class Settings(_Strict):
     database: str = "sqlite:///preuve.db"
     sandbox: str = "sandbox"
@@ -220,10 +311,11 @@ class Settings(_Strict):
     restic: str = "restic"
     max_concurrent_drills: int = Field(default=2, ge=1)
     drill: DrillSettings = Field(default_factory=DrillSettings)
-    # Sections that later parts of Preuve read; accepted here so that one preuve.toml serves every version.
-    metrics: dict[str, object] = Field(default_factory=dict)
-    alerts: dict[str, object] = Field(default_factory=dict)
-    smtp: dict[str, object] = Field(default_factory=dict)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # Read by the web console (a later part of Preuve); accepted here so that one preuve.toml serves every version.
     web: dict[str, object] = Field(default_factory=dict)
 
 
