@@ -284,6 +284,7 @@ class DrillRun:
     restore_s: float
     commands: dict[str, float]  # restic sub-command -> seconds
     first_command_at: float  # seconds from the drill's own start (started_at) to restic's first call
+    restore_at: float  # seconds from the drill's own start to the start of `restic restore`
     status: str
 
 
@@ -332,15 +333,17 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
         )
     )
     commands: dict[str, float] = {}
-    first = None
+    started = datetime.fromisoformat(detail["started_at"]) if detail.get("started_at") else None
+    first_at = restore_at = 0.0
     for command in detail.get("commands", []):
         name = _command_name(command["argv"])
         commands[name] = commands.get(name, 0.0) + float(command["duration_s"] or 0)
-        if first is None and command.get("started_at"):
-            first = command["started_at"]
-    first_at = 0.0
-    if first and detail.get("started_at"):
-        first_at = (datetime.fromisoformat(first) - datetime.fromisoformat(detail["started_at"])).total_seconds()
+        if started is None or not command.get("started_at"):
+            continue
+        offset = (datetime.fromisoformat(command["started_at"]) - started).total_seconds()
+        first_at = offset if not first_at else min(first_at, offset)
+        if name == "restore" and not restore_at:
+            restore_at = offset
     return DrillRun(
         wall_s=done.wall_s,
         cpu_s=done.cpu_s,
@@ -349,6 +352,7 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
         restore_s=float(detail.get("restore_s") or 0),
         commands=commands,
         first_command_at=first_at,
+        restore_at=restore_at,
         status=result["status"],
     )
 
@@ -475,9 +479,13 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
 
     drill_env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "AWS_", "PREUVE_"))}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    commands = {"source": (preuve, "bench/data"), "nosource": (preuve, "bench/nosource")}
+    commands = {"source": (preuve, config, "bench/data"), "nosource": (preuve, config, "bench/nosource")}
     if args.preuve_b:
-        commands.update({"source-b": (args.preuve_b, "bench/data"), "nosource-b": (args.preuve_b, "bench/nosource")})
+        # its own configuration folder and database: two versions of Preuve may not share a schema
+        config_b = work / "config-b"
+        write_config(config_b, repo=repo, password_file=password_file, sandbox=sandbox, ds=ds)
+        commands["source-b"] = (args.preuve_b, config_b, "bench/data")
+        commands["nosource-b"] = (args.preuve_b, config_b, "bench/nosource")
         variants += [v + "-b" for v in variants if v in ("source", "nosource")]
     baselines: list[BaselineRun] = []
     drills: dict[str, list[DrillRun]] = {v: [] for v in variants if v in commands}
@@ -487,8 +495,8 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
             b = baseline_once(work, env)
             baselines.append(b)
             return f"baseline {b.total_s:.2f} s (restore {b.restore_s:.2f} + sha256sum {b.sha_s:.2f}; rm {b.rm_s:.2f})"
-        command, ref = commands[variant]
-        d = drill_once(command, config, ref, drill_env)
+        command, folder, ref = commands[variant]
+        d = drill_once(command, folder, ref, drill_env)
         drills[variant].append(d)
         return f"drill {variant} {d.wall_s:.2f} s (in-process {d.duration_s:.2f}, restore {d.restore_s:.2f})"
 
@@ -535,7 +543,7 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
     print("Where a drill's time goes (medians, seconds; from `drill show ID --json --log`):")
     print(
         f"{'variant':<12}{'wall':>7}{'startup+db':>11}{'pre-restic':>11}{'version':>8}{'snapshots':>10}{'ls':>7}"
-        f"{'restore':>8}{'verify+rest':>12}"
+        f"{'restore':>8}{'verify+rest':>12}{'restore at':>11}"
     )
     for variant, runs in drills.items():
         print(
@@ -544,11 +552,13 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
             f"{_med(runs, lambda d: d.commands.get('snapshots', 0)):10.2f}{_med(runs, lambda d: d.commands.get('ls', 0)):7.2f}"
             f"{_med(runs, lambda d: d.restore_s):8.2f}"
             f"{_med(runs, lambda d: d.duration_s) - _med(runs, lambda d: sum(d.commands.values())):12.2f}"
+            f"{_med(runs, lambda d: d.restore_at):11.2f}"
         )
     print(
         "  startup+db = wall - duration_s (Python start-up and imports, configuration, SQLite before and after);\n"
         "  pre-restic = from the drill's start to its first restic call; verify+rest = duration_s - the restic calls\n"
-        "  (sandbox set-up and removal, hashing, source comparison, content checks)."
+        "  (sandbox set-up and removal, hashing, source comparison, content checks); restore at = when, after the\n"
+        "  drill's start, `restic restore` began (what opening and listing cost before it)."
     )
     serial = statistics.median([p[0] for p in probes])
     both = statistics.median([p[1] for p in probes])

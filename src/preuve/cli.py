@@ -53,12 +53,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(redact.RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    from preuve.logs import setup_logging
+
+    # Commands stay quiet below WARNING; `daemon` calls setup_logging(verbose) again for its INFO default.
+    setup_logging(verbose, level=None if verbose else logging.WARNING)
 
 
 @app.callback()
@@ -205,15 +203,10 @@ def targets_probe(
     as_json: JsonOption = False,
 ) -> None:
     """Check a target without restoring: reachable, credentials, repository, newest snapshot, storage facts."""
-    from preuve.store.records import (
-        list_snapshots,
-        record_probe,
-        record_snapshot_stats,
-        record_snapshots,
-        snapshots_without_stats,
-        sync_config,
-    )
-    from preuve.targets.probe import MEASURE_PER_PROBE, probe_target
+    from preuve.config.units import parse_duration
+    from preuve.drills.run import who
+    from preuve.scheduler.locks import RepoBusy
+    from preuve.targets.refresh import probe_locked
 
     config = _config()
     try:
@@ -221,24 +214,19 @@ def targets_probe(
     except ConfigurationError as exc:
         _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
     with _store(config) as store:
-        sync_config(store, config)
-        # Snapshots not measured yet: known ones without stats, and (not in `known`) new ones.
-        wanted = snapshots_without_stats(store, ref.ref, MEASURE_PER_PROBE)
-        known = {record.snapshot.id for record in list_snapshots(store, ref.ref)}
-        result, _log = probe_target(config, ref, wanted, known=known)
-        probe_id = record_probe(store, ref.ref, result)
-        if result.ok:
-            record_snapshots(store, ref.ref, result.snapshots, seen_at=result.finished_at, complete=True)
-        for stats in result.snapshot_stats:
-            record_snapshot_stats(
+        try:
+            done = probe_locked(
+                config,
                 store,
-                ref.ref,
-                stats.snapshot_id,
-                size_bytes=stats.size_bytes,
-                file_count=stats.file_count,
-                changed_files=stats.changed_files,
-                at=stats.measured_at,
+                ref,
+                wait=parse_duration(config.settings.daemon.lock_wait),
+                purpose=f"probe of {ref.ref} asked by {who()}",
+                on_wait=_lock_wait_notice,
             )
+        except RepoBusy as exc:
+            _repo_busy(exc, as_json)
+        assert done is not None  # waited: never None
+        probe_id, result = done
     newest = result.newest
     if as_json:
         _print_json(
@@ -343,20 +331,77 @@ def drill_run(
         _die("error: --full and --integrity are different drills: choose one", EXIT_USAGE)
     if integrity and snapshot:
         _die("error: an integrity run checks the whole repository: --snapshot does not apply", EXIT_USAGE)
+    from preuve.scheduler.locks import RepoBusy
+
     config = _config()
     kind = DrillKind.FULL if full else DrillKind.INTEGRITY if integrity else DrillKind.SAMPLE
     options = DrillOptions(kind=kind, snapshot=snapshot)
     with _store(config) as store:
         try:
             with _progress(_interactive(as_json)) as progress:
-                drill_id, result = run_now(config, store, target, options, requested_by=who(), progress=progress)
+                drill_id, result = run_now(
+                    config, store, target, options, requested_by=who(), progress=progress, on_wait=_lock_wait_notice
+                )
         except ConfigurationError as exc:
             _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
+        except RepoBusy as exc:
+            _repo_busy(exc, as_json)
     if as_json:
         _print_json(_run_json(drill_id, result))
     else:
         _print_result(drill_id, result)
     raise typer.Exit(_exit_code(result.status))
+
+
+def _lock_wait_notice(holder: Any) -> None:
+    """Told once when `drill run` or `targets probe` has to wait for a repository's lock."""
+    typer.echo(f"waiting for the repository: in use by {holder.describe()} (up to daemon.lock_wait)", err=True)
+
+
+def _repo_busy(exc: PreuveError, as_json: bool) -> NoReturn:
+    """The lock stayed taken: nothing ran, nothing was recorded; exit 3 (could not verify)."""
+    if as_json:
+        _print_json({"status": "error", "failure_class": exc.failure_class.value, "message": exc.message})
+        raise typer.Exit(EXIT_ERROR)
+    _die(f"error ({exc.failure_class.value}): {exc.message}", EXIT_ERROR)
+
+
+@drill_app.command("request")
+def drill_request(
+    target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
+    full: Annotated[bool, typer.Option("--full", help="Restore the whole snapshot, not a sample.")] = False,
+    integrity: Annotated[
+        bool,
+        typer.Option("--integrity", help="Read the next part of the repository with `restic check` (rotation)."),
+    ] = False,
+    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: the newest).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a drill for the daemon and return at once with its id (`drill show ID` follows it)."""
+    from preuve.drills.run import who
+    from preuve.scheduler.queue import enqueue_drill
+    from preuve.store.records import sync_config
+
+    if full and integrity:
+        _die("error: --full and --integrity are different drills: choose one", EXIT_USAGE)
+    if integrity and snapshot:
+        _die("error: an integrity run checks the whole repository: --snapshot does not apply", EXIT_USAGE)
+    config = _config()
+    try:
+        ref = config.target(target)
+    except ConfigurationError as exc:
+        _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
+    kind = DrillKind.FULL if full else DrillKind.INTEGRITY if integrity else DrillKind.SAMPLE
+    with _store(config) as store:
+        sync_config(store, config)
+        drill_id = enqueue_drill(store, ref.ref, kind, who(), options={"snapshot": snapshot})
+    if as_json:
+        _print_json({"id": drill_id})
+        return
+    typer.echo(
+        f"Drill {drill_id} of {ref.ref} ({kind.value}) queued; the daemon runs it. "
+        f"Follow it with: preuve --config {state.config_dir} drill show {drill_id}"
+    )
 
 
 def _run_json(drill_id: int, result: DrillResult) -> dict[str, Any]:
@@ -486,6 +531,23 @@ def _print_detail(d: Any, show_log: bool) -> None:
                 typer.echo("  stderr:\n" + _indent(command.stderr))
 
 
+# --- daemon ------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def daemon() -> None:
+    """Run scheduled drills, probes and policy checks, and queued drills, until SIGTERM (see deploy/)."""
+    from preuve.scheduler.daemon import run_daemon
+
+    try:
+        from preuve.logs import setup_logging
+    except ImportError:  # pragma: no cover - logs.py ships with the daemon
+        logging.getLogger().setLevel(logging.DEBUG if state.verbose else logging.INFO)
+    else:
+        setup_logging(state.verbose)  # INFO by default: one line per event, JSON off a terminal
+    raise typer.Exit(run_daemon(state.config_dir))
+
+
 # --- policies ----------------------------------------------------------------------------------------------------
 
 
@@ -569,6 +631,71 @@ def policy_check(
     with _store(config) as store:
         code = check_command(config, store, client, at=at, date_from=date_from, date_to=date_to, as_json=as_json)
     raise typer.Exit(code)
+
+
+# --- alerts ------------------------------------------------------------------------------------------------------
+
+alerts_app = typer.Typer(
+    help="Alerts: changes of state (flips) and their deliveries by e-mail and webhook.", no_args_is_help=True
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
+    client: Annotated[str | None, typer.Option("--client", help="Only this client.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only alerts with a delivery that failed for good.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest alerts first, each with its deliveries: sent, pending (with the next attempt) or failed."""
+    from preuve.alerts import list_alerts
+
+    config = _config()
+    with _store(config) as store:
+        flips = list_alerts(store, limit=limit, client=client, failed_only=failed)
+    if as_json:
+        _print_json({"alerts": flips})
+        return
+    if not flips:
+        typer.echo("No alerts recorded." if not failed else "No failed deliveries.")
+        return
+    for f in flips:
+        change = f"{f.previous or '-'} -> {f.state}" if not f.reminder else f"still {f.state} (reminder)"
+        typer.echo(redact.mask(f"{f.id:>6}  {f.at.astimezone(UTC):%Y-%m-%d %H:%M}  {change:<22} {f.summary}"))
+        for d in f.deliveries:
+            attempts = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+            if d.status == "sent":
+                state = f"sent {d.sent_at.astimezone(UTC):%Y-%m-%d %H:%M}" if d.sent_at else "sent"
+            elif d.status == "failed":
+                state = f"FAILED after {attempts}: {d.last_error}"
+            else:
+                retry = f", next {d.next_attempt_at.astimezone(UTC):%Y-%m-%d %H:%M}" if d.next_attempt_at else ""
+                state = f"pending ({attempts}{retry})" + (f": {d.last_error}" if d.last_error else "")
+            typer.echo(redact.mask(f"        {d.channel:<7} {d.destination}: {state}"))
+
+
+@alerts_app.command("test")
+def alerts_test(as_json: JsonOption = False) -> None:
+    """Send a test message through every configured channel and say how each went (exit 3 if one failed)."""
+    from preuve.alerts import send_test
+
+    config = _config()
+    outcomes = send_test(config)
+    if as_json:
+        _print_json({"channels": outcomes})
+    elif not outcomes:
+        typer.echo(
+            f"No alert channel: set email or webhook in the [alerts] section of {config.directory / 'preuve.toml'}."
+        )
+    else:
+        for outcome in outcomes:
+            shown = "sent" if outcome.ok else "FAILED"
+            note = f": {outcome.error}" if outcome.error else ""
+            typer.echo(redact.mask(f"{outcome.channel:<7} {outcome.destination}: {shown}{note}"))
+    if not outcomes:
+        raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_ERROR)
 
 
 def _indent(text: str) -> str:

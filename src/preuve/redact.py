@@ -45,11 +45,23 @@ class RedactingFilter(logging.Filter):
     """Masks secrets in the final message of every record that passes through a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the format: the handler reports it, masked
+            message = ""
         masked = mask(message)
         if masked != message:
             record.msg = masked
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Rendered now, so that the traceback is masked before any formatter writes it (formatters reuse
+            # exc_text when it is set).
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()

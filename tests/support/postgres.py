@@ -134,12 +134,22 @@ class PostgresServer:
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT_S)
 
+    def start(self) -> None:
+        """Start the server again after :meth:`shutdown`: same data, same port (a restart under a client)."""
+        if self.process.poll() is None:
+            return
+        self.process = _start(self.bin_dir, self.root, self.port, _server_env(self.bin_dir, self.root)).process
+
     def stop(self) -> None:
         """Shut the server down, then remove its folder."""
         try:
             self.shutdown()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _server_env(bin_dir: Path, root: Path) -> dict[str, str]:
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": str(root), "TZ": "UTC"}
 
 
 def start_postgres(binary: Path | None = None, attempts: int = 3) -> PostgresServer:
@@ -155,7 +165,7 @@ def start_postgres(binary: Path | None = None, attempts: int = 3) -> PostgresSer
         socket_dir = root / "sock"
         socket_dir.mkdir()
         _chown(socket_dir)
-        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": str(root), "TZ": "UTC"}
+        env = _server_env(bin_dir, root)
         initdb = subprocess.run(
             [
                 str(bin_dir / "initdb"),

@@ -26,6 +26,7 @@ from preuve.drills.sources import SourceMap, SourceReader, open_source
 from preuve.drills.verify import Expected, Report, Verifier, cpu_workers
 from preuve.errors import FailureClass, PreuveError
 from preuve.restic import commands
+from preuve.restic.execute import Cancelled
 from preuve.restic.parse import LsItem, Node, Snapshot
 from preuve.restic.runner import Restic
 from preuve.restic.versions import has
@@ -143,6 +144,10 @@ class _Drill:
         except KeyboardInterrupt:
             self.result.status = DrillStatus.INTERRUPTED
             self.result.message = "The drill was interrupted before it finished; its sandbox was removed."
+        except Cancelled as exc:
+            # Stopped on purpose (daemon shutdown, lost repository lock): neither the backup's fault nor Preuve's.
+            self.result.status = DrillStatus.INTERRUPTED
+            self.result.message = f"The drill was stopped before it finished ({exc.reason}); its sandbox was removed."
         except Exception as exc:
             log.error("drill %s crashed:\n%s", self.drill_id, redact.mask(traceback.format_exc()))
             self._fail(PreuveError(FailureClass.INTERNAL, redact.mask(f"Preuve failed: {type(exc).__name__}: {exc}.")))
@@ -211,7 +216,6 @@ class _Drill:
             source_map=source_map,
             entropy_threshold=self.config.settings.drill.entropy_threshold,
             workers=cpu_workers(),
-            remove_checked=True,  # nothing reads a restored file once checked, and the sandbox goes anyway
         )
 
     def _ls_deadline(self) -> float:

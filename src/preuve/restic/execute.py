@@ -4,19 +4,26 @@ stdout is read line by line on the calling thread and handed to a callback, so a
 memory; stderr is read by a second thread (restic writes errors there while stdout is still flowing, and a full
 pipe would stall it). At the deadline, or on any exception (KeyboardInterrupt included), the whole process group
 gets SIGTERM, then SIGKILL: restic's ssh child must not survive it.
+
+A caller can also end its processes from another thread: :func:`cancel_scope` binds a :class:`CancelScope` to the
+calling thread (a context variable), and :meth:`CancelScope.cancel` ends every process started under it, now and
+later; :func:`run` then raises :class:`Cancelled`. The daemon uses one scope per drill, so that a shutdown or a lost
+repository lock stops exactly the drills concerned and records them as ``interrupted``, not as errors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -87,6 +94,8 @@ class _Keeper:
 # Running process groups, so that a signal handler can end them all (daemon shutdown, Ctrl-C).
 _running: dict[int, str] = {}
 _running_lock = threading.Lock()
+# The processes started under a cancel scope, by process group id (guarded by _running_lock too).
+_scoped: dict[int, tuple[subprocess.Popen[bytes], CancelScope]] = {}
 
 
 def running_groups() -> list[int]:
@@ -96,6 +105,82 @@ def running_groups() -> list[int]:
 
 def terminate_all() -> None:
     for pgid in running_groups():
+        _kill_group(pgid, signal.SIGTERM)
+
+
+class Cancelled(BaseException):
+    """A process was ended, or not started, because its :class:`CancelScope` was cancelled.
+
+    A BaseException, like KeyboardInterrupt: the code that turns an unexpected ``Exception`` into an ``internal``
+    error must not record a deliberate stop (daemon shutdown) as a fault of Preuve or of the backup.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CancelScope:
+    """Everything one piece of work (a drill) runs, to be ended from another thread at once."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.reason = ""
+        self._event = threading.Event()
+        with _scopes_lock:
+            _scopes.add(self)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self, reason: str) -> None:
+        """End the scope's running processes (SIGTERM to their groups, SIGKILL after TERM_GRACE_S) and refuse
+        new ones. Returns at once; the thread running the work sees :class:`Cancelled` when its process ends."""
+        if self._event.is_set():
+            return
+        self.reason = reason
+        self._event.set()
+        with _running_lock:
+            processes = [process for process, scope in _scoped.values() if scope is self]
+        for process in processes:
+            # _end waits for the grace period: not on the caller's thread (a signal handler, the daemon loop)
+            threading.Thread(target=_end, args=(process,), name=f"cancel-{process.pid}", daemon=True).start()
+
+    def __repr__(self) -> str:
+        state = f"cancelled: {self.reason}" if self.cancelled else "active"
+        return f"CancelScope({self.name!r}, {state})"
+
+
+_current_scope: contextvars.ContextVar[CancelScope | None] = contextvars.ContextVar("preuve_cancel", default=None)
+_scopes: weakref.WeakSet[CancelScope] = weakref.WeakSet()
+_scopes_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def cancel_scope(scope: CancelScope | None = None) -> Iterator[CancelScope]:
+    """Bind ``scope`` (a new one if None) to the calling thread: every :func:`run` in the block belongs to it."""
+    scope = scope if scope is not None else CancelScope()
+    token = _current_scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _current_scope.reset(token)
+
+
+def current_scope() -> CancelScope | None:
+    return _current_scope.get()
+
+
+def cancel_all(reason: str) -> None:
+    """Cancel every live scope and end the processes started outside any (probes): the daemon's shutdown."""
+    with _scopes_lock:
+        scopes = list(_scopes)
+    for scope in scopes:
+        scope.cancel(reason)
+    with _running_lock:
+        unscoped = [pgid for pgid in _running if pgid not in _scoped]
+    for pgid in unscoped:
         _kill_group(pgid, signal.SIGTERM)
 
 
@@ -139,6 +224,9 @@ def run(
     """Run argv with a deadline. ``on_stdout`` gets every stdout line (decoded, newline kept)."""
     argv = tuple(argv)
     shown = tuple(redact.mask(a) for a in argv)
+    scope = _current_scope.get()
+    if scope is not None and scope.cancelled:
+        raise Cancelled(scope.reason)
     started_at = datetime.now(UTC)
     start = time.monotonic()
     log.debug("run %s (deadline %.0fs)", " ".join(shown), deadline_s)
@@ -156,6 +244,11 @@ def run(
         raise FileNotFoundError(f"cannot start {argv[0]}: {exc.strerror}") from exc
     with _running_lock:
         _running[process.pid] = shown[0]
+        if scope is not None:
+            _scoped[process.pid] = (process, scope)
+    if scope is not None and scope.cancelled:
+        # cancelled between the check above and the registration: cancel() did not see this process
+        threading.Thread(target=_end, args=(process,), name=f"cancel-{process.pid}", daemon=True).start()
 
     out = _Keeper(keep_tail=False)
     err = _Keeper(keep_tail=True)
@@ -213,8 +306,12 @@ def run(
         stderr_thread.join(TERM_GRACE_S)
         with _running_lock:
             _running.pop(process.pid, None)
+            _scoped.pop(process.pid, None)
         _kill_group(process.pid, signal.SIGKILL)  # stray children, if any
         _close_pipes(process, stderr_thread)
+    if scope is not None and scope.cancelled:
+        log.debug("%s ended: %s", shown[0], scope.reason)
+        raise Cancelled(scope.reason)
     if callback_error:
         raise callback_error[0]
     duration = time.monotonic() - start

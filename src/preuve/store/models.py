@@ -153,6 +153,9 @@ class DrillRun(StoreModel, table=True):
     preuve_version: str = ""
     worker: str | None = None  # "pid@host" of the process that runs it
     options: str = Field(default="{}", sa_type=Text)  # JSON object
+    # A queued drill is not claimed before this instant: the scheduler's deterministic per-target jitter spreads
+    # drills scheduled at the same minute. NULL: claimable at once (a technician's request).
+    not_before: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 
 class DrillFinding(StoreModel, table=True):
@@ -180,3 +183,68 @@ class DrillCommand(StoreModel, table=True):
     stdout: str = Field(default="", sa_type=Text)
     stderr: str = Field(default="", sa_type=Text)
     note: str = Field(default="", sa_type=Text)
+
+
+class RepoLock(StoreModel, table=True):
+    """At most one restic operation per repository, whether the daemon or a technician's CLI started it.
+
+    A row is a held lock; its holder renews ``lease_until`` while it works, so a lock whose holder died
+    (kill -9, power loss) expires by itself and can be taken over.
+    """
+
+    __tablename__ = "repolock"
+
+    key: str = Field(primary_key=True)  # the repository's identity, e.g. repository_display(spec)
+    holder: str  # "pid@host", or "pid@host/drill:N" for one drill of a daemon
+    purpose: str  # what it is doing, for "who holds it" messages, e.g. "drill #12 acme/nas"
+    acquired_at: datetime = Field(sa_type=UTCDateTime())
+    lease_until: datetime = Field(sa_type=UTCDateTime())
+
+
+class SchedulerLease(StoreModel, table=True):
+    """The one daemon that schedules jobs for a database (others only dispatch queued drills)."""
+
+    __tablename__ = "schedulerlease"
+
+    name: str = Field(primary_key=True)  # e.g. "scheduler"
+    holder: str  # "pid@host"
+    acquired_at: datetime = Field(sa_type=UTCDateTime())
+    lease_until: datetime = Field(sa_type=UTCDateTime())
+
+
+class Flip(StoreModel, table=True):
+    """A change of state worth telling someone about: a drill passed then failed, a rule became violated...
+
+    Alerts are sent on flips (and reminders of a lasting failure), never once per failed run.
+    """
+
+    __tablename__ = "flip"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(index=True)
+    target_ref: str | None = None  # "client/target"; None for client-wide or daemon-wide subjects
+    subject: str = Field(index=True)  # e.g. "drill:acme/nas", "rule:acme:rpo:acme/nas", "config"
+    kind: str  # drill | rule | config | daemon
+    old_state: str | None = None  # None: first state ever seen
+    new_state: str
+    at: datetime = Field(sa_type=UTCDateTime(), index=True)
+    summary: str
+    details: str = Field(default="{}", sa_type=Text)  # JSON object
+    reminder: bool = False  # a reminder that an earlier flip still holds, not a new change
+
+
+class AlertDelivery(StoreModel, table=True):
+    """One message about one flip to one destination; failures stay recorded, never silently dropped."""
+
+    __tablename__ = "alertdelivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    flip_id: int = Field(foreign_key="flip.id", index=True)
+    channel: str  # email | webhook
+    destination: str  # an address, or a webhook URL with its secrets masked
+    status: str = Field(index=True)  # pending | sent | failed
+    attempts: int = 0
+    last_error: str = Field(default="", sa_type=Text)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())

@@ -246,13 +246,18 @@ def create_drill(
     requested_by: str,
     status: DrillStatus = DrillStatus.RUNNING,
     options: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
 ) -> int:
     """A new drill row; a ``running`` drill belongs to this process at once, a ``queued`` one waits for
-    :func:`claim_drill`. Returns its id."""
+    :func:`claim_drill` (not before ``not_before``, when given). Returns its id."""
     kind = DrillKind(kind)
     status = DrillStatus(status)
     if status not in (DrillStatus.QUEUED, DrillStatus.RUNNING):
         raise ValueError(f"a drill starts queued or running, not {status.value}")
+    if not_before is not None and status is not DrillStatus.QUEUED:
+        raise ValueError("only a queued drill waits for not_before")
+    if not_before is not None and (not_before.tzinfo is None or not_before.utcoffset() is None):
+        raise ValueError("not_before must be an aware datetime")
     now = _now()
     running = status is DrillStatus.RUNNING
     with store.session(write=True) as session:
@@ -273,6 +278,7 @@ def create_drill(
             host=socket.gethostname() if running else "",
             preuve_version=preuve.__version__,
             options=_json(options or {}),
+            not_before=not_before,
         )
         session.add(run)
         session.flush()
@@ -412,6 +418,113 @@ def mark_interrupted(store: Store, drill_ids: Iterable[int], message: str = INTE
     )
     with store.connection(write=True) as connection:
         return connection.execute(statement).rowcount
+
+
+RETRY_PREFIX = "retry of #"
+
+
+def interrupt_and_retry(store: Store, drill_id: int, message: str = INTERRUPTED_MESSAGE) -> tuple[bool, int | None]:
+    """Close a drill whose worker died and queue one retry of it, in one transaction.
+
+    Returns (marked, retry id). Only the caller whose UPDATE changed the row queues the retry, so two daemons
+    recovering at once cannot retry a drill twice; a drill that was itself a retry is not retried again (a drill
+    that kills its worker every time must not loop forever). The retry asks for the same kind and options.
+    """
+    with store.connection(write=True) as connection:
+        row = connection.execute(
+            _DRILL.select()
+            .with_only_columns(_DRILL.c.target_id, _DRILL.c.kind, _DRILL.c.requested_by, _DRILL.c.options)
+            .where(_DRILL.c.id == drill_id)
+        ).one_or_none()
+        if row is None:
+            return False, None
+        changed = connection.execute(
+            update(_DRILL)
+            .where(_DRILL.c.id == drill_id, _DRILL.c.status.in_(_ACTIVE))
+            .values(status=DrillStatus.INTERRUPTED.value, finished_at=_now(), message=message)
+        ).rowcount
+        if changed != 1:
+            return False, None
+        if str(row.requested_by).startswith(RETRY_PREFIX):
+            return True, None
+        inserted = connection.execute(
+            insert(_DRILL).values(
+                target_id=row.target_id,
+                kind=row.kind,
+                status=DrillStatus.QUEUED.value,
+                requested_by=f"{RETRY_PREFIX}{drill_id}",
+                requested_at=_now(),
+                message="",
+                restic_version="",
+                host="",
+                preuve_version=preuve.__version__,
+                options=row.options,
+            )
+        )
+        key = inserted.inserted_primary_key
+        return True, int(key[0]) if key else None
+
+
+@dataclass(frozen=True)
+class ActiveDrill:
+    """A drill waiting in the queue or running: what the dispatcher and crash recovery decide on."""
+
+    id: int
+    target: str  # "client/target"
+    kind: DrillKind
+    status: DrillStatus
+    requested_by: str
+    requested_at: datetime
+    not_before: datetime | None
+    started_at: datetime | None
+    worker: str | None
+    options: dict[str, Any]
+
+
+def active_drills(
+    store: Store, status: DrillStatus, *, due_at: datetime | None = None, target: str | None = None
+) -> list[ActiveDrill]:
+    """Drills in ``status`` (queued or running), oldest request first; only those of ``target`` if given.
+
+    With ``due_at``, only those whose ``not_before`` has passed by then (queued drills the dispatcher may claim).
+    """
+    status = DrillStatus(status)
+    if status not in (DrillStatus.QUEUED, DrillStatus.RUNNING):
+        raise ValueError(f"active drills are queued or running, not {status.value}")
+    statement = (
+        select(DrillRun, Target)
+        .join(Target, col(DrillRun.target_id) == col(Target.id))
+        .where(col(DrillRun.status) == status.value)
+    )
+    if target is not None:
+        statement = statement.where(col(Target.ref) == target)
+    if due_at is not None:
+        if due_at.tzinfo is None or due_at.utcoffset() is None:
+            raise ValueError("due_at must be an aware datetime")
+        statement = statement.where((col(DrillRun.not_before).is_(None)) | (col(DrillRun.not_before) <= due_at))
+    statement = statement.order_by(col(DrillRun.requested_at), col(DrillRun.id))
+    with store.session() as session:
+        return [
+            ActiveDrill(
+                id=_drill_id(run),
+                target=row.ref,
+                kind=DrillKind(run.kind),
+                status=DrillStatus(run.status),
+                requested_by=run.requested_by,
+                requested_at=run.requested_at,
+                not_before=run.not_before,
+                started_at=run.started_at,
+                worker=run.worker,
+                options=_options(run),
+            )
+            for run, row in session.exec(statement).all()
+        ]
+
+
+def _drill_id(run: DrillRun) -> int:
+    if run.id is None:  # pragma: no cover - rows read from the database always have an id
+        raise RuntimeError("drill row without id")
+    return run.id
 
 
 def list_drills(
