@@ -136,15 +136,15 @@ def main() -> int:
     finally:
         if args.keep:
             print(f"\nkept {work}")
-        elif created:
-            shutil.rmtree(work, ignore_errors=True)
         else:
-            for name in ("data", "repo", "config", "sandbox", "secrets", "cache", READY, "rss.json"):
-                path = work / name
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                elif path.exists():
-                    path.unlink()
+            start = time.perf_counter()
+            names = ("data", "repo", "config", "sandbox", "secrets", "cache", READY, "rss.json")
+            # rm -rf: a million files go several times faster than with shutil.rmtree
+            targets = [work] if created else [work / name for name in names]
+            subprocess.run(["rm", "-rf", "--", *map(str, targets)], check=False)
+            print(
+                f"removed {work if created else 'the bench files in ' + str(work)} ({time.perf_counter() - start:.1f} s)"
+            )
 
 
 def _bench(args: argparse.Namespace, python: str, work: Path) -> int:
@@ -172,10 +172,6 @@ def _bench(args: argparse.Namespace, python: str, work: Path) -> int:
         run([RESTIC, "--no-cache", "backup", "--host", "bench", str(data)], env=restic_env, what="restic backup")
         backup_s = time.perf_counter() - start
         print(f"  restic init + backup: {backup_s:.1f} s; set-up took {files_s + backup_s:.1f} s in all", flush=True)
-        # the files are no longer needed: the drill has no `source:`, and this frees a million inodes
-        start = time.perf_counter()
-        shutil.rmtree(data)
-        print(f"  removed the source files ({time.perf_counter() - start:.1f} s)")
         ready.write_text(key)
 
     (config / "jobs").mkdir(parents=True, exist_ok=True)

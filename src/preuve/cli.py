@@ -59,6 +59,12 @@ def _setup_logging(verbose: bool) -> None:
     setup_logging(verbose, level=None if verbose else logging.WARNING)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"preuve {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def main_options(
     config: Annotated[
@@ -66,11 +72,10 @@ def main_options(
         typer.Option("--config", "-c", help="Configuration folder (default: $PREUVE_CONFIG, else the current folder)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every command run.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print Preuve's version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print Preuve's version.", is_eager=True, callback=_print_version)
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(f"preuve {__version__}")
-        raise typer.Exit(EXIT_OK)
     env_dir = os.environ.get("PREUVE_CONFIG")
     state.config_dir = config or (Path(env_dir) if env_dir else Path.cwd())
     state.verbose = verbose

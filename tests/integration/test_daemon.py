@@ -10,24 +10,27 @@ at once. Every process a test starts is stopped by its PID.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from preuve.drills.result import DrillKind
 from preuve.scheduler.queue import enqueue_drill
 from preuve.store.db import Store
 from tests.integration.drill_helpers import PREUVE, Setup, make_setup
 from tests.support.fixtures_services import TargetRepo
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -41,6 +44,8 @@ lock_wait = "{{lock_wait}}"
 stop_timeout = "{STOP_TIMEOUT_S}s"
 probe_every = "1d"
 policy_every = "1d"
+[metrics]
+{{metrics}}
 """
 
 
@@ -56,10 +61,13 @@ class Rig:
     calls: Path  # "start PPID TIME ARGS" / "end PPID TIME" per restic call
     daemons: list[Daemon]
 
-    def settings(self, *, lock_wait: str = "60s", database: str | None = None) -> None:
+    def settings(self, *, lock_wait: str = "60s", database: str | None = None, metrics_port: int | None = None) -> None:
         lines = f'sandbox = "{self.setup.sandbox}"\nrestic = "{self.tmp / "restic"}"\n'
         lines += f'database = "{database}"\n' if database else 'database = "sqlite:///preuve.db"\n'
-        (self.setup.config / "preuve.toml").write_text(lines + DAEMON_SETTINGS.format(lock_wait=lock_wait))
+        metrics = f'listen = "127.0.0.1:{metrics_port}"' if metrics_port else "enabled = false"
+        (self.setup.config / "preuve.toml").write_text(
+            lines + DAEMON_SETTINGS.format(lock_wait=lock_wait, metrics=metrics)
+        )
 
     def daemon(self) -> Daemon:
         started = Daemon(self.setup, self.tmp / f"daemon-{len(self.daemons) + 1}.log")
@@ -254,6 +262,8 @@ def _wait_restoring(rig: Rig) -> int:
 
 @LOCAL
 def test_requested_drill_goes_queued_running_passed(rig: Rig) -> None:
+    port = free_port()
+    rig.settings(metrics_port=port)
     drill_id = rig.request()
     queued = rig.drill_json(drill_id)
     assert queued["status"] == "queued" and queued["started_at"] is None
@@ -266,6 +276,9 @@ def test_requested_drill_goes_queued_running_passed(rig: Rig) -> None:
     assert passed["status"] == "passed", passed["message"]
     finished = daemon.wait_event("drill.finished")
     assert finished["drill_id"] == drill_id and finished["status"] == "passed"
+    # the daemon serves its metrics meanwhile (preuve.metrics)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert b"preuve_up 1" in response.read()
     assert daemon.stop() == 0
     assert rig.setup.sandboxes() == []
 
@@ -342,6 +355,14 @@ def test_sighup_with_a_broken_job_file_keeps_the_previous_configuration(rig: Rig
     drill = rig.wait_status(drill_id, {"passed", "failed", "error", "interrupted"})
     assert drill["status"] == "passed", drill["message"]
     daemon.wait_event("config.reloaded")
+    if importlib.util.find_spec("preuve.alerts") is not None:
+        # alerted too: one flip to error for the refused file, one back to ok once it loads again
+        def flips() -> list[str] | None:
+            with Store.open(f"sqlite:///{rig.setup.config / 'preuve.db'}") as store, store.connection() as db:
+                states = [row[0] for row in db.execute(text("SELECT new_state FROM flip WHERE subject = 'config'"))]
+            return states if len(states) >= 2 else None
+
+        assert wait_for(flips, 30, "the configuration flips") == ["error", "ok"]
     assert daemon.stop() == 0
 
 

@@ -169,9 +169,12 @@ def test_format_chosen_by_terminal_and_environment(monkeypatch: pytest.MonkeyPat
     assert wants_json(io.StringIO(), json_format=True) is True
 
 
-def test_the_cli_logs_json_when_not_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_logs_json_when_not_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from preuve import cli
 
+    monkeypatch.delenv(FORMAT_ENV, raising=False)
     cli._setup_logging(verbose=False)
     logging.getLogger("preuve.test").info("not shown: commands log from WARNING")
     logging.getLogger("preuve.test").warning("shown", extra={"target": "acme/nas"})

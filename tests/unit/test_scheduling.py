@@ -301,6 +301,37 @@ def test_events_of_a_missed_run(config: Config, calls: list[Any], monkeypatch: p
     scheduler.shutdown()
 
 
+def test_jobs_persist_in_the_database_and_a_restart_keeps_a_missed_run(
+    config: Config, store: Store, calls: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's scheduler (SQLAlchemyJobStore on the results database): down from 01:00 to 05:00, the restarted
+    daemon finds its jobs unchanged, with the missed 02:00 drill still due."""
+    from preuve.scheduler.daemon import JOB_TABLE, _make_scheduler
+
+    assert JOB_TABLE == "apscheduler_jobs"
+
+    clock = Frozen(monkeypatch, T0)
+    specs, _ = plan.desired_jobs(config, "/cfg", UTC, attest=False)
+    first = _make_scheduler(store, UTC, lambda ok: None)
+    first.start(paused=True)
+    assert len(plan.reconcile(first, specs, timedelta(hours=6)).added) == len(specs)
+    first.shutdown(wait=False)
+    with store.connection() as connection:
+        assert connection.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar_one() == len(specs)
+
+    clock.now = T0 + timedelta(hours=4)
+    second = _make_scheduler(store, UTC, lambda ok: None)
+    second.start(paused=True)
+    done = plan.reconcile(second, specs, timedelta(hours=6))
+    assert done.unchanged == len(specs) and not (done.added or done.replaced or done.removed)
+    job = second.get_job("drill:acme/t0")
+    assert job.next_run_time == datetime(2025, 3, 3, 2, 0, tzinfo=UTC)  # missed, kept: it runs once on resume
+    assert job.func_ref == "preuve.scheduler.jobs:enqueue_due_drill" and job.args == ("/cfg", "acme/t0", "sample")
+    second.shutdown(wait=False)
+    with store.connection() as connection:  # the scheduler left the shared engine usable
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1
+
+
 # -------------------------------------------------------------------------------------- dispatcher limits
 
 

@@ -65,6 +65,7 @@ TICK_S = 0.5  # the supervisor's longest sleep: signals and finished drills are 
 MAX_BACKOFF_S = 30.0  # the longest wait between two attempts while the database is unavailable
 SCHEDULER_MAX_WAIT_S = 60.0  # a scheduler cycle at least this often, even with no job due (dead-man's switch)
 DEAD_MAN_EVERY_S = 60.0  # the dead-man URL is pinged at most this often
+REMIND_EVERY_S = 60.0  # how often lasting failures are checked for a reminder (alerts.reminder_after)
 SCHEDULER_THREADS = 4  # probes and evaluations at once; drills only get queued there, they run in the dispatcher
 
 
@@ -88,7 +89,7 @@ def _make_scheduler(store: Store, tz: tzinfo, on_cycle: Callable[[bool], None]) 
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.base import STATE_PAUSED
+    from apscheduler.schedulers.base import STATE_RUNNING
 
     class JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
         """Notes failed reads (APScheduler logs and swallows them) and leaves the shared engine open."""
@@ -107,7 +108,8 @@ def _make_scheduler(store: Store, tz: tzinfo, on_cycle: Callable[[bool], None]) 
 
     class Scheduler(BackgroundScheduler):  # type: ignore[misc]
         def _process_jobs(self) -> float | None:
-            if self.state == STATE_PAUSED:
+            if self.state != STATE_RUNNING:
+                # APScheduler's loop runs one more cycle after shutdown(): it would submit to a closed executor.
                 return None
             jobstore.failed = False
             try:
@@ -168,6 +170,7 @@ class Daemon:
         self.lease_ok_at = 0.0
         self.pending_sync = True
         self.pending_reconcile = False
+        self.pending_config_ok = False
         self.files: dict[str, tuple[int, int]] = {}
         self.inflight: dict[int, InFlight] = {}
         self.inflight_lock = threading.Lock()
@@ -176,6 +179,8 @@ class Daemon:
         self.background: dict[str, threading.Thread] = {}
         self.standby_logged = False
         self.told_waiting: set[int] = set()  # drills whose wait for a busy repository was logged (once each)
+        self.metrics: Any = None  # preuve.metrics.MetricsServer, when that module is installed
+        self.last_remind = 0.0
 
     # --- entry point -------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -200,6 +205,8 @@ class Daemon:
         assert self.store is not None
         jobs.install(self.dir_key, config, self.store)
         sweep(config.sandbox_root)  # sandboxes of dead processes (each removal is logged by sweep)
+        self._start_metrics(config, self.store)
+        self.pending_config_ok = True  # a configuration refused before a restart now loads: say so once
         log.info(
             "daemon started: %d clients, %d targets, %d scheduled jobs, database %s, worker %s",
             len(config.clients),
@@ -360,7 +367,10 @@ class Daemon:
             )
         self.config = config
         jobs.install(self.dir_key, config, self._store())
+        if self.metrics is not None:
+            self.metrics.update_config(config)
         self.pending_sync = True
+        self.pending_config_ok = True
         self.pending_reconcile = self.scheduler is not None
         log.info(
             "configuration reloaded (%s): %d clients, %d targets",
@@ -381,6 +391,9 @@ class Daemon:
         if self.pending_reconcile and self.scheduler is not None:
             self._reconcile()
             self.pending_reconcile = False
+        if self.pending_config_ok:
+            self.pending_config_ok = False
+            hooks.call("on_config_error", self._config(), self._store(), [])  # back to "loads" after a refusal
 
     # --- scheduler lease and APScheduler -----------------------------------------------------------------------
     def _scheduler_tick(self) -> None:
@@ -430,7 +443,10 @@ class Daemon:
             )  # fmt: skip
 
     def _start_scheduler(self) -> None:
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+
         scheduler = _make_scheduler(self._store(), self._tz(), self._on_cycle)
+        scheduler.add_listener(self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED)
         scheduler.start(paused=True)  # reconcile before anything runs: stale jobs must not fire first
         self.scheduler = scheduler
         self.scheduler_paused = False
@@ -466,6 +482,22 @@ class Daemon:
         config = self._config()
         self._in_background("dead-man", lambda: hooks.call("ping_dead_man", config))
 
+    def _on_job_event(self, event: Any) -> None:
+        """A scheduled job ran, failed or was missed (scheduler thread): the alerts track each job's health as
+        ``daemon:job:<id>``, so a job that keeps failing, or a drill missed beyond the grace, is alerted once."""
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
+
+        problem = None
+        if event.code == EVENT_JOB_ERROR:
+            problem = f"job {event.job_id} failed: {type(event.exception).__name__}: {event.exception}"
+        elif event.code == EVENT_JOB_MISSED:
+            when = event.scheduled_run_time.astimezone(self._tz()).strftime("%Y-%m-%d %H:%M %Z")
+            problem = f"job {event.job_id} of {when} was missed: the daemon was down longer than daemon.misfire_grace"
+            log.warning("%s", problem, extra={"event": "job.missed", "job": event.job_id})
+        if self.config is None or self.store is None or self.stopping.is_set():
+            return
+        hooks.call("on_daemon_state", self.config, self.store, f"job:{event.job_id}", problem)
+
     def _in_background(self, name: str, action: Callable[[], object]) -> None:
         """Run ``action`` on a thread of its own unless the previous one of that name is still at it."""
         previous = self.background.get(name)
@@ -484,10 +516,33 @@ class Daemon:
         recover(self._store(), own=self._own)
 
     def _deliver(self) -> None:
+        """Alerts: reminders of lasting failures (once a minute) and due deliveries (every poll), off this thread
+        (an SMTP server that hangs must not hold the dispatcher)."""
         if hooks.hook("deliver_pending") is None or any(task.failing for task in self.tasks.values()):
             return  # no alerts package, or the database is away (said once already): not every poll
         config, store = self._config(), self._store()
-        self._in_background("deliver", lambda: hooks.call("deliver_pending", config, store))
+        remind = time.monotonic() - self.last_remind >= REMIND_EVERY_S
+
+        def work() -> None:
+            if remind:
+                hooks.call("remind", config, store)
+            hooks.call("deliver_pending", config, store)
+
+        if remind:
+            self.last_remind = time.monotonic()
+        self._in_background("deliver", work)
+
+    def _start_metrics(self, config: Config, store: Store) -> None:
+        start = hooks.hook("start_metrics_server", "preuve.metrics")
+        if start is None:
+            return
+        try:
+            self.metrics = start(config, store)
+        except PreuveError as exc:
+            # Drills matter more than their graphs: run without the endpoint, loudly.
+            log.error("metrics disabled: %s", exc.message, extra={"event": "metrics.failed"})
+        except Exception:
+            log.exception("metrics disabled: the endpoint could not start", extra={"event": "metrics.failed"})
 
     def _dispatch(self) -> None:
         config, store = self._config(), self._store()
@@ -639,6 +694,8 @@ class Daemon:
             with contextlib.suppress(SQLAlchemyError):  # else it expires with its lease
                 locks.release_scheduler(self.store, self.holder)
         jobs.uninstall(self.dir_key)
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.store is not None:
             self.store.close()
         log.info(

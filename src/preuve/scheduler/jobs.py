@@ -22,6 +22,7 @@ from preuve.config.loader import Config, load_config
 from preuve.config.units import parse_duration
 from preuve.drills.result import DrillKind, DrillStatus
 from preuve.errors import ConfigurationError
+from preuve.restic import execute
 from preuve.scheduler import hooks
 from preuve.scheduler.queue import enqueue_drill, jitter_offset
 from preuve.store.db import Store
@@ -120,7 +121,14 @@ def refresh_snapshots(config_dir: str, ref: str) -> int | None:
         except ConfigurationError as exc:
             log.warning("snapshot refresh of %s skipped: %s", ref, "; ".join(exc.problems))
             return None
-        done = probe_locked(config, store, target, wait=None, purpose=f"snapshot refresh of {ref} (daemon)")
+        try:
+            # A scope of its own: a daemon stopping ends the probe's restic without recording a failed probe
+            # (a shutdown says nothing about the repository).
+            with execute.cancel_scope(execute.CancelScope(f"probe of {ref}")):
+                done = probe_locked(config, store, target, wait=None, purpose=f"snapshot refresh of {ref} (daemon)")
+        except execute.Cancelled as exc:
+            log.info("snapshot refresh of %s stopped (%s): not recorded", ref, exc.reason)
+            return None
         if done is None:
             log.info("snapshot refresh of %s skipped: its repository is in use", ref)
             return None
