@@ -703,6 +703,337 @@ def alerts_test(as_json: JsonOption = False) -> None:
     raise typer.Exit(EXIT_OK if all(o.ok for o in outcomes) else EXIT_ERROR)
 
 
+# --- keys and verify ---------------------------------------------------------------------------------------------
+
+keys_app = typer.Typer(
+    help="The provider's signing keys for attestations: create, show (to hand to clients), rotate.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+P12Option = Annotated[
+    Path | None,
+    typer.Option("--import-p12", help="Import the provider's own certificate and key (PKCS#12) for PDF signatures."),
+]
+P12PasswordOption = Annotated[
+    Path | None,
+    typer.Option("--p12-password-file", help="File holding the PKCS#12 password (never on the command line)."),
+]
+CommonNameOption = Annotated[
+    str | None, typer.Option("--common-name", help="The provider's name, in the self-signed certificate.")
+]
+
+
+def _keys_dir() -> Path:
+    config = _config()
+    return config.path(config.settings.keys)
+
+
+def _key_info_json(info: Any) -> dict[str, Any]:
+    return {
+        "keyid": info.keyid,
+        "public_key_file": str(info.public_key_file),
+        "certificate_file": str(info.certificate_file),
+        "certificate_sha256": info.certificate_sha256,
+        "certificate_subject": info.certificate_subject,
+        "certificate_not_after": info.certificate_not_after.isoformat(),
+        "certificate_self_signed": info.certificate_self_signed,
+        "public_key": info.public_key_pem,
+        "retired_keyids": list(info.retired_keyids),
+    }
+
+
+def _print_key_info(info: Any) -> None:
+    typer.echo(f"keyid (Ed25519 key fingerprint, SHA-256): {info.keyid}")
+    typer.echo(f"public key: {info.public_key_file}")
+    typer.echo(info.public_key_pem.rstrip("\n"))
+    origin = "self-signed" if info.certificate_self_signed else "issued to the provider"
+    typer.echo(f"PDF certificate: {info.certificate_file} ({origin}, {info.certificate_subject})")
+    typer.echo(f"  SHA-256 fingerprint: {info.certificate_sha256}")
+    typer.echo(f"  valid until: {info.certificate_not_after:%Y-%m-%d}")
+    if info.retired_keyids:
+        typer.echo("retired keys (still accepted for older attestations): " + ", ".join(info.retired_keyids))
+
+
+@keys_app.command("init")
+def keys_init(
+    import_p12: P12Option = None,
+    p12_password_file: P12PasswordOption = None,
+    common_name: CommonNameOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the Ed25519 signing key and the PDF certificate (self-signed ECDSA P-256, or imported from PKCS#12)."""
+    from preuve.reports.keys import KeysError, init_keys
+
+    if p12_password_file is not None and import_p12 is None:
+        _die("error: --p12-password-file goes with --import-p12", EXIT_USAGE)
+    keys_dir = _keys_dir()
+    try:
+        info = init_keys(keys_dir, common_name=common_name, p12_file=import_p12, p12_password_file=p12_password_file)
+    except KeysError as exc:
+        _die(f"error: {exc}", EXIT_USAGE)
+    if as_json:
+        _print_json(_key_info_json(info))
+        return
+    typer.echo(f"created keys in {keys_dir} (private keys readable by the owner only)")
+    _print_key_info(info)
+
+
+@keys_app.command("show")
+def keys_show(as_json: JsonOption = False) -> None:
+    """The public key, its keyid and the certificate's fingerprint: what clients need to check attestations."""
+    from preuve.reports.keys import KeysError, key_info
+
+    try:
+        info = key_info(_keys_dir())
+    except KeysError as exc:
+        _die(f"error: {exc}", EXIT_USAGE)
+    if as_json:
+        _print_json(_key_info_json(info))
+    else:
+        _print_key_info(info)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    import_p12: P12Option = None,
+    p12_password_file: P12PasswordOption = None,
+    common_name: CommonNameOption = None,
+    keep_certificate: Annotated[
+        bool, typer.Option("--keep-certificate", help="Keep the current PDF certificate; only the Ed25519 key changes.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Retire the current keys to keys/retired/KEYID/ and create new ones; old public keys keep verifying."""
+    from preuve.reports.keys import KeysError, rotate_keys
+
+    if p12_password_file is not None and import_p12 is None:
+        _die("error: --p12-password-file goes with --import-p12", EXIT_USAGE)
+    if keep_certificate and (import_p12 is not None or common_name is not None):
+        _die("error: --keep-certificate cannot be combined with --import-p12 or --common-name", EXIT_USAGE)
+    keys_dir = _keys_dir()
+    try:
+        retired, info = rotate_keys(
+            keys_dir,
+            common_name=common_name,
+            p12_file=import_p12,
+            p12_password_file=p12_password_file,
+            keep_certificate=keep_certificate,
+        )
+    except KeysError as exc:
+        _die(f"error: {exc}", EXIT_USAGE)
+    if as_json:
+        _print_json({**_key_info_json(info), "retired_keyid": retired})
+        return
+    typer.echo(f"retired key {retired} to {keys_dir / 'retired' / retired}")
+    _print_key_info(info)
+
+
+def _verify_keys(key_files: list[Path] | None) -> dict[str, Any]:
+    from preuve.reports.keys import KeysError, load_public_keys, published_keys
+
+    try:
+        if key_files:
+            return load_public_keys(key_files)
+        keys = published_keys(_keys_dir())
+    except KeysError as exc:
+        _die(f"error: {exc}", EXIT_USAGE)
+    if not keys:
+        _die("error: no public key: give --key PUBKEY.pem (as printed by `preuve keys show`)", EXIT_USAGE)
+    return keys
+
+
+def _statement_beside(pdf: Path) -> Path | None:
+    for candidate in (pdf.with_name(pdf.name + ".statement.json"), pdf.with_suffix(".statement.json")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _print_attested(statement: Any) -> None:
+    for subject in statement.subjects:
+        typer.echo(f"subject: {subject.name}  sha256:{subject.sha256}")
+    typer.echo(f"predicateType: {statement.predicate_type}")
+    for name, value in sorted(statement.predicate.items()):
+        if value is None or isinstance(value, bool):
+            typer.echo(f"  {name}: {'unknown' if value is None else json.dumps(value)}")
+        elif isinstance(value, str | int | float):
+            typer.echo(redact.mask(f"  {name}: {value}"))
+
+
+def _attested_head(statement: Any) -> tuple[str | None, int | None]:
+    """The ledger head the statement names: ``predicate.ledger.head`` (the entry hash, or a mapping with
+    ``entry_hash``) and, when stated, its sequence number (``head.seq`` or ``ledger.seq``)."""
+    section = statement.predicate.get("ledger")
+    if not isinstance(section, dict):
+        return None, None
+    head = section.get("head")
+    seq = section.get("seq")
+    if isinstance(head, dict):
+        seq = head.get("seq", seq)
+        head = head.get("entry_hash")
+    return (head if isinstance(head, str) and head else None), (seq if isinstance(seq, int) else None)
+
+
+def _check_ledger(export: Path, statement: Any) -> list[str]:
+    """Problems with the ledger export; an empty list when its chain is intact and ends at the attested head."""
+    import importlib
+
+    try:
+        ledger = importlib.import_module("preuve.store.ledger")
+    except ImportError:
+        ledger = None
+    verify_export = getattr(ledger, "verify_export", None)
+    if verify_export is None:
+        return ["the ledger check is unavailable in this version of preuve (no preuve.store.ledger.verify_export)"]
+    try:
+        lines = export.read_bytes().splitlines(keepends=True)
+    except OSError as exc:
+        return [f"{export}: cannot read the ledger export ({exc.strerror})"]
+    ok, problems, head = verify_export(lines)
+    found = [str(p) for p in problems]
+    if not ok:
+        return found or ["the export's chain is broken"]
+    attested, attested_seq = _attested_head(statement)
+    end_hash = getattr(head, "entry_hash", head)
+    end_seq = getattr(head, "seq", None)
+    if attested is None:
+        found.append("the statement names no ledger head (predicate.ledger.head)")
+    elif end_hash != attested or (attested_seq is not None and end_seq is not None and end_seq != attested_seq):
+        shown = f"entry {end_seq} ({end_hash})" if end_seq is not None else str(end_hash)
+        found.append(f"the export ends at {shown}, but the statement attests head {attested}")
+    return found
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="A CLIENT-YYYY-MM.statement.json, or the PDF it attests.")],
+    key: Annotated[
+        list[Path] | None,
+        typer.Option("--key", help="Public key file (PEM); repeatable. Default: the keys folder's public/*.pem."),
+    ] = None,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="A `preuve ledger export`: check it ends at the attested head.")
+    ] = None,
+) -> None:
+    """Check an attestation offline: its signature, what it attests, and optionally the ledger behind it."""
+    import hashlib
+
+    from preuve.reports.statement import InvalidStatement, load_envelope, verify_envelope
+
+    if not file.is_file():
+        _die(f"error: {file}: no such file", EXIT_USAGE)
+    if ledger is not None and not ledger.is_file():
+        _die(f"error: {ledger}: no such file", EXIT_USAGE)
+    with file.open("rb") as head_of_file:
+        is_pdf = file.suffix.lower() == ".pdf" or head_of_file.read(5) == b"%PDF-"
+    statement_file = _statement_beside(file) if is_pdf else file
+    if statement_file is None:
+        _die(f"INVALID: no statement beside {file} (expected {file.with_suffix('.statement.json').name})", EXIT_FAILED)
+    public_keys = _verify_keys(key)
+    try:
+        statement = verify_envelope(load_envelope(statement_file.read_bytes()), public_keys)
+    except InvalidStatement as exc:
+        _die(f"INVALID: {statement_file}: {exc}", EXIT_FAILED)
+    problems: list[str] = []
+    if is_pdf:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        if all(s.sha256 != digest for s in statement.subjects):
+            problems.append(f"{file.name} (sha256:{digest}) is not the subject of {statement_file.name}")
+    if ledger is not None:
+        problems.extend(_check_ledger(ledger, statement))
+    typer.echo(f"statement: {statement_file}")
+    typer.echo(f"signature: valid, Ed25519 key {statement.keyid}")
+    _print_attested(statement)
+    if is_pdf and not problems:
+        typer.echo(f"PDF: {file.name} is the attested subject (SHA-256 matches)")
+    if is_pdf:
+        typer.echo("PDF signature (PAdES): not checked by this version of preuve; check it with a PDF reader or pdfsig")
+    if ledger is not None and not problems:
+        typer.echo(f"ledger: {ledger} is intact and ends at the attested head")
+    if problems:
+        for problem in problems:
+            typer.echo(redact.mask(f"INVALID: {problem}"), err=True)
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo("VALID")
+
+
+# --- ledger ------------------------------------------------------------------------------------------------------
+
+ledger_app = typer.Typer(
+    help="The tamper-evident ledger: every recorded result in its client's hash chain.", no_args_is_help=True
+)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    client: Annotated[str | None, typer.Argument(help="Only this client's chain (default: every client).")] = None,
+) -> None:
+    """Walk the chains: "intact" with each head, or the first entry edited, removed or reordered (exit 1)."""
+    from preuve.store.ledger import verify_chains
+
+    config = _config()
+    with _store(config) as store:
+        statuses = verify_chains(store, client)
+    if not statuses:
+        typer.echo("No ledger entries yet.")
+    for status in statuses:
+        if status.problem is None:
+            typer.echo(f"{status.client}: intact: {status.entries} entries, head {status.head.entry_hash}")
+        else:
+            typer.echo(redact.mask(f"{status.client}: NOT INTACT: {status.problem.message}"))
+    raise typer.Exit(EXIT_OK if all(s.problem is None for s in statuses) else EXIT_FAILED)
+
+
+@ledger_app.command("export")
+def ledger_export(
+    client: Annotated[str, typer.Argument(help="The client.")],
+    month: Annotated[str, typer.Option("--month", help="The month, YYYY-MM (UTC).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of the standard output.")
+    ] = None,
+) -> None:
+    """The month's entries as JSON Lines, after the head that precedes them, for an auditor."""
+    from preuve.store.ledger import export_month
+
+    config = _config()
+    with _store(config) as store:
+        try:
+            lines = export_month(store, client, month)
+        except ValueError as exc:
+            _die(f"error: {exc}", EXIT_USAGE)
+    body = "".join(line + "\n" for line in lines)
+    if out is None:
+        sys.stdout.write(body)
+        return
+    out.write_text(body, encoding="utf-8")
+    typer.echo(f"{len(lines) - 1} entries of {client} for {month} written to {out}", err=True)
+
+
+@ledger_app.command("note")
+def ledger_note(
+    client: Annotated[str, typer.Argument(help="The client.")],
+    note: Annotated[str, typer.Argument(help="The acknowledgement or note, as the client should read it.")],
+    drill: Annotated[int | None, typer.Option("--drill", help="The drill this note is about.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who writes it (default: this user@host).")] = None,
+) -> None:
+    """Record a technician's acknowledgement or note in the client's ledger (who and when are recorded)."""
+    import getpass
+    import socket
+
+    from preuve.store.ledger import add_note
+
+    config = _config()
+    author = by or f"{getpass.getuser()}@{socket.gethostname()}"
+    with _store(config) as store:
+        try:
+            entry = add_note(store, client, note, author, drill_id=drill)
+        except (LookupError, ValueError) as exc:
+            _die(f"error: {exc}", EXIT_USAGE)
+    typer.echo(f"{client}: note recorded as entry {entry.seq}, hash {entry.entry_hash}")
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
 

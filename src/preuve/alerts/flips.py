@@ -46,6 +46,7 @@ from preuve.drills.result import DrillKind, DrillStatus
 from preuve.errors import FailureClass
 from preuve.policies.evaluate import PolicyReport, rule_json
 from preuve.policies.facts import RuleResult, Verdict
+from preuve.store import ledger
 from preuve.store.db import Store
 from preuve.store.models import AlertDelivery, Flip
 from preuve.store.records import DrillDetail, get_drill
@@ -259,6 +260,8 @@ def _insert(
     session.flush()
     if flip.id is None:  # pragma: no cover - flush assigns the id
         raise RuntimeError("the database did not assign a flip id")
+    if observed.kind == "rule" and not reminder:
+        ledger.record_policy_flip(session.connection(), flip.id)  # a policy verdict change is a recorded result
     if alert:
         created = _now()
         for channel, destination in channels(config):

@@ -248,3 +248,21 @@ class AlertDelivery(StoreModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class LedgerEntry(StoreModel, table=True):
+    """One link of a client's hash chain (see :mod:`preuve.store.ledger`); rows are appended, never updated."""
+
+    __tablename__ = "ledgerentry"
+    __table_args__ = (UniqueConstraint("client_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(index=True)
+    seq: int  # position in the client's chain, from 1
+    kind: str  # drill | integrity | probe | policy | note
+    ref_table: str | None = None  # the source row: "drillrun", "probe", "flip"; None for a free note
+    ref_id: int | None = None
+    recorded_at: datetime = Field(sa_type=UTCDateTime())
+    payload: str = Field(sa_type=Text)  # canonical JSON object
+    prev_hash: str  # hex SHA-256 of the entry before; 64 zeros for seq 1
+    entry_hash: str  # hex SHA-256 of the canonical JSON of {client, seq, kind, recorded_at, payload, prev_hash}

@@ -27,6 +27,7 @@ from preuve.config.loader import Config
 from preuve.drills.result import CommandLog, DrillKind, DrillResult, DrillStatus, Finding
 from preuve.errors import FailureClass
 from preuve.restic.parse import Snapshot
+from preuve.store import ledger
 from preuve.store.db import Store
 from preuve.store.models import (
     Client,
@@ -309,7 +310,7 @@ def claim_drill(store: Store, drill_id: int, worker: str) -> bool:
 
 
 def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
-    """Record a drill's outcome, findings and commands in one transaction.
+    """Record a drill's outcome, findings and commands in one transaction, with its ledger entry.
 
     ValueError if the result is not final, its kind differs from the drill's, or the drill already has a final
     status (results are append-only); LookupError if there is no such drill.
@@ -401,6 +402,7 @@ def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
                     for index, command in enumerate(result.log)
                 ],
             )
+        ledger.record_drill(connection, drill_id)
 
 
 def mark_interrupted(store: Store, drill_ids: Iterable[int], message: str = INTERRUPTED_MESSAGE) -> int:
@@ -411,13 +413,28 @@ def mark_interrupted(store: Store, drill_ids: Iterable[int], message: str = INTE
     ids = sorted(set(drill_ids))
     if not ids:
         return 0
-    statement = (
-        update(_DRILL)
-        .where(_DRILL.c.id.in_(ids), _DRILL.c.status.in_(_ACTIVE))
-        .values(status=DrillStatus.INTERRUPTED.value, finished_at=_now(), message=message)
-    )
     with store.connection(write=True) as connection:
-        return connection.execute(statement).rowcount
+        # FOR UPDATE on PostgreSQL: the drills marked here are the ones recorded in the ledger.
+        marked = [
+            int(drill_id)
+            for (drill_id,) in connection.execute(
+                _DRILL.select()
+                .with_only_columns(_DRILL.c.id)
+                .where(_DRILL.c.id.in_(ids), _DRILL.c.status.in_(_ACTIVE))
+                .order_by(_DRILL.c.id)
+                .with_for_update()
+            )
+        ]
+        if not marked:
+            return 0
+        connection.execute(
+            update(_DRILL)
+            .where(_DRILL.c.id.in_(marked), _DRILL.c.status.in_(_ACTIVE))
+            .values(status=DrillStatus.INTERRUPTED.value, finished_at=_now(), message=message)
+        )
+        for drill_id in marked:
+            ledger.record_drill(connection, drill_id)
+        return len(marked)
 
 
 RETRY_PREFIX = "retry of #"
@@ -445,6 +462,7 @@ def interrupt_and_retry(store: Store, drill_id: int, message: str = INTERRUPTED_
         ).rowcount
         if changed != 1:
             return False, None
+        ledger.record_drill(connection, drill_id)
         if str(row.requested_by).startswith(RETRY_PREFIX):
             return True, None
         inserted = connection.execute(
@@ -673,6 +691,7 @@ def record_probe(store: Store, ref: str, probe: ProbeResult, *, with_snapshots: 
         # A failed probe's empty list says nothing about the repository: it must not mark snapshots gone.
         if with_snapshots and probe.ok:
             _record_snapshots(session, target, probe.snapshots, probe.finished_at, complete=True)
+        ledger.record_probe(session.connection(), row.id)
         return row.id
 
 
