@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-import paramiko
-
-from preuve.config.model import SftpTarget, resolve
+from preuve.config.model import SftpTarget
 from preuve.errors import FailureClass, PreuveError
-from preuve.targets.access import check_identity_file
+from preuve.targets import ssh
 
 CHUNK = 1024 * 1024
 
@@ -64,38 +62,7 @@ def sha256_file(path: Path) -> str:
 
 class SftpSource:
     def __init__(self, spec: SftpTarget, base: Path, *, timeout_s: float) -> None:
-        identity = resolve(base, spec.identity_file)
-        check_identity_file(identity)
-        known_hosts = resolve(base, spec.known_hosts)
-        client = paramiko.SSHClient()
-        try:
-            client.load_host_keys(str(known_hosts))
-        except OSError as exc:
-            raise PreuveError(FailureClass.AUTH, f"Cannot read known_hosts {known_hosts}: {exc.strerror}.") from None
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        try:
-            client.connect(
-                spec.host,
-                port=spec.port,
-                username=spec.user,
-                key_filename=str(identity),
-                look_for_keys=False,
-                allow_agent=False,
-                timeout=timeout_s,
-                banner_timeout=timeout_s,
-                auth_timeout=timeout_s,
-            )
-        except paramiko.AuthenticationException:
-            raise PreuveError(FailureClass.AUTH, f"The NAS {spec.host} refused the SSH key {identity}.") from None
-        except paramiko.SSHException as exc:
-            raise PreuveError(
-                FailureClass.AUTH if "host key" in str(exc).lower() else FailureClass.UNREACHABLE,
-                f"SSH to {spec.host}:{spec.port} failed: {exc}.",
-            ) from None
-        except OSError as exc:
-            raise PreuveError(
-                FailureClass.UNREACHABLE, f"Cannot connect to {spec.host}:{spec.port}: {exc.strerror or exc}."
-            ) from None
+        client = ssh.connect(spec, base, timeout_s=timeout_s)
         self.client = client
         self.lock = threading.Lock()  # one SFTP channel: the verifier's threads take turns on it
         self.sftp = client.open_sftp()

@@ -30,7 +30,8 @@ from preuve.drills.result import CommandLog
 from preuve.drills.sandbox import remove_tree
 from preuve.errors import FailureClass, PreuveError
 from preuve.restic.runner import Restic
-from preuve.targets.access import check_identity_file, read_env_file, repo_access
+from preuve.targets import ssh
+from preuve.targets.access import read_env_file, repo_access
 from preuve.targets.facts import ProbeResult
 from preuve.targets.snapshot_stats import SnapshotStats, measure
 
@@ -223,25 +224,10 @@ def s3_facts(spec: S3Target, base: Path, timeout_s: float) -> dict[str, Any]:
 
 def sftp_facts(spec: SftpTarget, base: Path, timeout_s: float) -> dict[str, Any]:
     """Free space where the repository lives (statvfs@openssh.com), with pinned host keys."""
-    identity = resolve(base, spec.identity_file)
-    check_identity_file(identity)
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(resolve(base, spec.known_hosts)))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
-        client.connect(
-            spec.host,
-            port=spec.port,
-            username=spec.user,
-            key_filename=str(identity),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=timeout_s,
-            banner_timeout=timeout_s,
-            auth_timeout=timeout_s,
-        )
-    except (paramiko.SSHException, OSError) as exc:
-        return {"connected": False, "error": type(exc).__name__}
+        client = ssh.connect(spec, base, timeout_s=timeout_s)
+    except PreuveError as exc:
+        return {"connected": False, "error": exc.failure_class.value}
     try:
         sftp = client.open_sftp()
         facts: dict[str, Any] = {"connected": True}

@@ -1,0 +1,55 @@
+"""One way to open an SSH connection to a NAS from Python: its configured key only, host keys pinned.
+
+Used to read a live source over SFTP and to read storage facts (free space); restic itself goes through the
+OpenSSH client (see :mod:`preuve.targets.access`). An unknown host key is refused, never added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import paramiko
+
+from preuve.config.model import SftpTarget, resolve
+from preuve.errors import FailureClass, PreuveError
+from preuve.targets.access import check_identity_file
+
+
+def connect(spec: SftpTarget, base: Path, *, timeout_s: float) -> paramiko.SSHClient:
+    """A connected client, or a PreuveError (auth or unreachable) saying what to check."""
+    identity = resolve(base, spec.identity_file)
+    check_identity_file(identity)
+    known_hosts = resolve(base, spec.known_hosts)
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(str(known_hosts))
+    except OSError as exc:
+        raise PreuveError(FailureClass.AUTH, f"Cannot read known_hosts {known_hosts}: {exc.strerror}.") from None
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            spec.host,
+            port=spec.port,
+            username=spec.user,
+            key_filename=str(identity),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=timeout_s,
+            banner_timeout=timeout_s,
+            auth_timeout=timeout_s,
+        )
+    except paramiko.AuthenticationException:
+        client.close()
+        raise PreuveError(FailureClass.AUTH, f"The NAS {spec.host} refused the SSH key {identity}.") from None
+    except paramiko.SSHException as exc:
+        client.close()
+        raise PreuveError(
+            FailureClass.AUTH if "host key" in str(exc).lower() else FailureClass.UNREACHABLE,
+            f"SSH to {spec.host}:{spec.port} failed: {exc}.",
+        ) from None
+    except OSError as exc:
+        client.close()
+        raise PreuveError(
+            FailureClass.UNREACHABLE, f"Cannot connect to {spec.host}:{spec.port}: {exc.strerror or exc}."
+        ) from None
+    return client
