@@ -318,28 +318,35 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
         yield update
 
 
-@drill_app.command("run")
-def drill_run(
-    target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
-    full: Annotated[bool, typer.Option("--full", help="Restore the whole snapshot, not a sample.")] = False,
-    integrity: Annotated[
-        bool,
-        typer.Option("--integrity", help="Read the next part of the repository with `restic check` (rotation)."),
-    ] = False,
-    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: the newest).")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Run a restore drill now, in the foreground, and record it."""
-    from preuve.drills.run import run_now, who
+FullOption = Annotated[bool, typer.Option("--full", help="Restore the whole snapshot, not a sample.")]
+IntegrityOption = Annotated[
+    bool, typer.Option("--integrity", help="Read the next part of the repository with `restic check` (rotation).")
+]
+SnapshotOption = Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: the newest).")]
 
+
+def _drill_kind(full: bool, integrity: bool, snapshot: str | None) -> DrillKind:
     if full and integrity:
         _die("error: --full and --integrity are different drills: choose one", EXIT_USAGE)
     if integrity and snapshot:
         _die("error: an integrity run checks the whole repository: --snapshot does not apply", EXIT_USAGE)
+    return DrillKind.FULL if full else DrillKind.INTEGRITY if integrity else DrillKind.SAMPLE
+
+
+@drill_app.command("run")
+def drill_run(
+    target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
+    full: FullOption = False,
+    integrity: IntegrityOption = False,
+    snapshot: SnapshotOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a restore drill now, in the foreground, and record it."""
+    from preuve.drills.run import run_now, who
     from preuve.scheduler.locks import RepoBusy
 
+    kind = _drill_kind(full, integrity, snapshot)
     config = _config()
-    kind = DrillKind.FULL if full else DrillKind.INTEGRITY if integrity else DrillKind.SAMPLE
     options = DrillOptions(kind=kind, snapshot=snapshot)
     with _store(config) as store:
         try:
@@ -374,12 +381,9 @@ def _repo_busy(exc: PreuveError, as_json: bool) -> NoReturn:
 @drill_app.command("request")
 def drill_request(
     target: Annotated[str, typer.Argument(help="CLIENT/TARGET")],
-    full: Annotated[bool, typer.Option("--full", help="Restore the whole snapshot, not a sample.")] = False,
-    integrity: Annotated[
-        bool,
-        typer.Option("--integrity", help="Read the next part of the repository with `restic check` (rotation)."),
-    ] = False,
-    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id (default: the newest).")] = None,
+    full: FullOption = False,
+    integrity: IntegrityOption = False,
+    snapshot: SnapshotOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue a drill for the daemon and return at once with its id (`drill show ID` follows it)."""
@@ -387,16 +391,12 @@ def drill_request(
     from preuve.scheduler.queue import enqueue_drill
     from preuve.store.records import sync_config
 
-    if full and integrity:
-        _die("error: --full and --integrity are different drills: choose one", EXIT_USAGE)
-    if integrity and snapshot:
-        _die("error: an integrity run checks the whole repository: --snapshot does not apply", EXIT_USAGE)
+    kind = _drill_kind(full, integrity, snapshot)
     config = _config()
     try:
         ref = config.target(target)
     except ConfigurationError as exc:
         _die("error: " + "\n".join(exc.problems), EXIT_USAGE)
-    kind = DrillKind.FULL if full else DrillKind.INTEGRITY if integrity else DrillKind.SAMPLE
     with _store(config) as store:
         sync_config(store, config)
         drill_id = enqueue_drill(store, ref.ref, kind, who(), options={"snapshot": snapshot})
