@@ -390,31 +390,28 @@ def _flip_sources(connection: Connection, ids: Iterable[int]) -> dict[int, tuple
 _SOURCES = {"drillrun": _drill_sources, "probe": _probe_sources, "flip": _flip_sources}
 
 
-def record_drill(connection: Connection, drill_id: int) -> LedgerEntry:
-    """Append a final drill (or integrity run) as its row now reads, in the caller's transaction."""
-    source = _drill_sources(connection, [drill_id]).get(drill_id)
+def _record(connection: Connection, table: str, row_id: int, what: str) -> LedgerEntry:
+    """Append the row as it now reads, in the caller's transaction (the source readers also serve verify)."""
+    source = _SOURCES[table](connection, [row_id]).get(row_id)
     if source is None:
-        raise LookupError(f"no final drill {drill_id} to record in the ledger")
+        raise LookupError(f"no {what} {row_id} to record in the ledger")
     client, kind, payload = source
-    return append(connection, client, kind, payload, ("drillrun", drill_id))
+    return append(connection, client, kind, payload, (table, row_id))
+
+
+def record_drill(connection: Connection, drill_id: int) -> LedgerEntry:
+    """A final drill (or integrity run)."""
+    return _record(connection, "drillrun", drill_id, "final drill")
 
 
 def record_probe(connection: Connection, probe_id: int) -> LedgerEntry:
-    """Append a probe as its row now reads, in the caller's transaction."""
-    source = _probe_sources(connection, [probe_id]).get(probe_id)
-    if source is None:
-        raise LookupError(f"no probe {probe_id} to record in the ledger")
-    client, kind, payload = source
-    return append(connection, client, kind, payload, ("probe", probe_id))
+    """A probe."""
+    return _record(connection, "probe", probe_id, "probe")
 
 
 def record_policy_flip(connection: Connection, flip_id: int) -> LedgerEntry:
-    """Append a policy verdict change (a flip of kind "rule"), in the caller's transaction."""
-    source = _flip_sources(connection, [flip_id]).get(flip_id)
-    if source is None:
-        raise LookupError(f"no flip {flip_id} to record in the ledger")
-    client, kind, payload = source
-    return append(connection, client, kind, payload, ("flip", flip_id))
+    """A policy verdict change (a flip of kind "rule")."""
+    return _record(connection, "flip", flip_id, "flip")
 
 
 def add_note(store: Store, client_id: str, note: str, by: str, *, drill_id: int | None = None) -> LedgerEntry:
