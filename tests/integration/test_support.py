@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -20,7 +21,9 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter
 
-from preuve.config.model import Target
+from preuve.config.model import SftpTarget, Target
+from preuve.errors import FailureClass, PreuveError
+from preuve.targets.ssh import explain_sftp_failure
 from tests.support.datasets import (
     CANARY_NAME,
     MIN_CHUNK,
@@ -427,8 +430,15 @@ def test_sftp_refused_key(sshd_server: SshServer, tmp_path: Path) -> None:
     env = restic_env(f"sftp:127.0.0.1:{tmp_path / 'repo'}", tmp_path / "pw", extra)
     refused = run_restic(["snapshots"], env, timeout=30, check=False)
     assert refused.returncode == 1
-    assert "Permission denied (publickey)" in refused.stderr
+    # restic 0.14 relays ssh's stderr from a goroutine and may exit before it is written: the "Permission denied"
+    # line is there most of the time, not always (Preuve then asks the NAS itself, see explain_sftp_failure)
     assert "unable to start the sftp session" in refused.stderr
+    ssh = subprocess.run(
+        [*sshd_server.ssh_argv(sshd_server.refused_identity_file), "true"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert ssh.returncode == 255
+    assert "Permission denied (publickey)" in ssh.stderr
     known = sshd_server.known_hosts.read_text()
     assert known.startswith(f"[127.0.0.1]:{sshd_server.port} ssh-ed25519 ")
 
@@ -484,3 +494,39 @@ def test_moto_can_enforce_credentials(tmp_path: Path) -> None:
     finally:
         s3.stop()
     assert not pid_alive(s3.pid)
+
+
+def _sftp_spec(sshd_server: SshServer, identity: Path) -> SftpTarget:
+    return SftpTarget(
+        kind="sftp",
+        host="127.0.0.1",
+        port=sshd_server.port,
+        user=sshd_server.user,
+        identity_file=str(identity),
+        known_hosts=str(sshd_server.known_hosts),
+        path="/nowhere",
+        password_file="pw",
+        location="offsite",
+        media="nas",
+    )
+
+
+def test_a_bare_sftp_eof_is_explained_by_asking_the_nas(sshd_server: SshServer, tmp_path: Path) -> None:
+    # what restic 0.14 prints when it exits before relaying ssh's "Permission denied"
+    bare = PreuveError(
+        FailureClass.UNREACHABLE,
+        "the storage could not be reached (Fatal: unable to open repository at sftp:x:/r: "
+        "unable to start the sftp session, error: EOF)",
+    )
+    refused_key = tmp_path / "refused.key"
+    shutil.copyfile(sshd_server.refused_identity_file, refused_key)
+    refused_key.chmod(0o600)
+    refused = explain_sftp_failure(_sftp_spec(sshd_server, refused_key), tmp_path, bare, timeout_s=20)
+    assert refused.failure_class is FailureClass.AUTH
+    assert "refused the SSH key" in refused.message and "restic" in refused.message
+    # a key the NAS accepts: the session failed for another reason, restic's account stands
+    good = explain_sftp_failure(_sftp_spec(sshd_server, sshd_server.identity_file), tmp_path, bare, timeout_s=20)
+    assert good is bare
+    # other failures are never second-guessed
+    locked = PreuveError(FailureClass.REPO_LOCKED, "locked")
+    assert explain_sftp_failure(_sftp_spec(sshd_server, refused_key), tmp_path, locked, timeout_s=20) is locked

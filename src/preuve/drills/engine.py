@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from preuve import __version__, redact
 from preuve.config.loader import Config, TargetRef
+from preuve.config.model import SftpTarget
 from preuve.config.units import format_bytes, parse_duration, parse_size
 from preuve.drills.integrity import Subset, check_findings
 from preuve.drills.result import DrillKind, DrillResult, DrillStatus, Finding
@@ -31,6 +32,7 @@ from preuve.restic.parse import LsItem, Node, Snapshot
 from preuve.restic.runner import Restic
 from preuve.restic.versions import has
 from preuve.targets.access import repo_access
+from preuve.targets.ssh import explain_sftp_failure
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,8 @@ class _Drill:
                 self._conclude(report)
                 self._estimate(open_s)
         except PreuveError as exc:
+            if isinstance(spec, SftpTarget):
+                exc = explain_sftp_failure(spec, self.config.directory, exc, timeout_s=self.open_timeout_s)
             self._fail(exc)
         except KeyboardInterrupt:
             self.result.status = DrillStatus.INTERRUPTED

@@ -53,3 +53,23 @@ def connect(spec: SftpTarget, base: Path, *, timeout_s: float) -> paramiko.SSHCl
             FailureClass.UNREACHABLE, f"Cannot connect to {spec.host}:{spec.port}: {exc.strerror or exc}."
         ) from None
     return client
+
+
+def explain_sftp_failure(spec: SftpTarget, base: Path, error: PreuveError, *, timeout_s: float) -> PreuveError:
+    """A sharper error when restic could only say that its SFTP session did not start.
+
+    restic 0.14 copies the ssh client's stderr through a goroutine and may exit before it has written it, so a
+    refused key sometimes shows up as just ``unable to start the sftp session, error: EOF``: it would read as an
+    unreachable NAS. One SSH connection of our own tells which it is: a refused key or unknown host key gives the
+    ``auth`` error; anything else keeps restic's account.
+    """
+    if error.failure_class is not FailureClass.UNREACHABLE or "sftp session" not in error.message:
+        return error
+    try:
+        client = connect(spec, base, timeout_s=timeout_s)
+    except PreuveError as diagnosed:
+        if diagnosed.failure_class is FailureClass.AUTH:
+            return PreuveError(FailureClass.AUTH, f"{diagnosed.message} (restic: the SFTP session did not start)")
+        return error
+    client.close()
+    return error
