@@ -266,3 +266,32 @@ class LedgerEntry(StoreModel, table=True):
     payload: str = Field(sa_type=Text)  # canonical JSON object
     prev_hash: str  # hex SHA-256 of the entry before; 64 zeros for seq 1
     entry_hash: str  # hex SHA-256 of the canonical JSON of {client, seq, kind, recorded_at, payload, prev_hash}
+
+
+class Attestation(StoreModel, table=True):
+    """One issued monthly attestation (one version of it): where its files are and what they say.
+
+    A regenerated month is a new row with the next ``version``; older versions and their files are kept.
+    The files are the evidence; this row is an index for the console and for mailing.
+    """
+
+    __tablename__ = "attestation"
+    __table_args__ = (UniqueConstraint("client_id", "month", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(index=True)
+    month: str  # "YYYY-MM"
+    version: int  # 1, 2, ... (files of version n > 1 carry ".vN" before their extension)
+    language: str  # fr | en
+    verdict: str  # the plan's headline verdict: met | partly | not-met | unknown
+    restorable: str  # were the backups proven restorable this month: yes | partly | no | unknown
+    keyid: str  # fingerprint of the Ed25519 key that signed the statement
+    pdf_path: str
+    statement_path: str
+    html_path: str
+    pdf_sha256: str
+    ledger_head: str  # entry hash of the client's chain at the end of the month (64 zeros: empty chain)
+    ledger_seq: int  # its sequence number (0: empty chain)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    emailed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    email_error: str = Field(default="", sa_type=Text)
