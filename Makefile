@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the demo and the tests need (the tests start real sshd, rclone, PostgreSQL and moto servers)
-DEBS   := python3-venv restic openssh-server openssh-client rclone poppler-utils postgresql
+DEBS   := python3-venv restic openssh-server openssh-client rclone poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium
 
 .PHONY: demo test lint unit integration bench setup system-deps clean
 

@@ -12,7 +12,8 @@ for pkg in "$@"; do
     openssh-server)  [ -x /usr/sbin/sshd ] || missing+=("$pkg") ;;
     openssh-client)  have ssh && have ssh-keygen || missing+=("$pkg") ;;
     rclone)          have rclone || missing+=("$pkg") ;;
-    poppler-utils)   have pdftoppm || missing+=("$pkg") ;;
+    poppler-utils)   have pdftoppm && have pdfsig || missing+=("$pkg") ;;
+    chromium)        [ -x /usr/bin/chromium ] || missing+=("$pkg") ;;
     postgresql)      ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=("$pkg") ;;
     *)               dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
