@@ -252,6 +252,39 @@ def looks_random(data: bytes, threshold: float = DEFAULT_ENTROPY_THRESHOLD) -> t
     return entropy + _random_shortfall(len(data)) >= threshold, entropy
 
 
+_ASCII = bytes(range(128))
+# _random_shortfall only falls as the length grows (the plug-in estimate of n samples is, in expectation, at most
+# that of n + 1: concavity of entropy), so its value at a power of two bounds it up to the next one.
+_SHORTFALL_STEPS = tuple(MIN_ENTROPY_BYTES << i for i in range(6))  # 256 ... 8192
+
+
+def entropy_upper_bound(data: bytes) -> float:
+    """A cheap upper bound of :func:`shannon_entropy`: log2 of how many distinct byte values ``data`` can hold.
+
+    Text is mostly ASCII (at most 128 values, 7 bits); counting the distinct non-ASCII bytes costs a fraction of
+    the byte histogram that the exact entropy needs.
+    """
+    if not data:
+        return 0.0
+    distinct = 128 if data.isascii() else 128 + len(set(data.translate(None, _ASCII)))
+    return math.log2(min(distinct, len(data), 256))
+
+
+def _shortfall_upper_bound(length: int) -> float:
+    if length >= _SHORTFALL_STEPS[-1]:
+        return _random_shortfall(length)
+    step = max((s for s in _SHORTFALL_STEPS if s <= length), default=_SHORTFALL_STEPS[0])
+    return _random_shortfall(step)
+
+
+def may_look_random(data: bytes, threshold: float = DEFAULT_ENTROPY_THRESHOLD) -> bool:
+    """False when ``data`` certainly does not :func:`looks_random` (same verdict, without the byte histogram);
+    True when only the exact test can tell."""
+    if len(data) < MIN_ENTROPY_BYTES:
+        return False
+    return entropy_upper_bound(data) + _shortfall_upper_bound(len(data)) >= threshold
+
+
 def _looks_like_text(head: bytes) -> bool:
     """HTML, XML, CSV or UTF-16 text: what business software writes under .xls and .doc names."""
     if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
@@ -270,8 +303,9 @@ def _bits(entropy: float) -> str:
 
 
 def _extension(name: str) -> str:
-    suffix = Path(name).suffix
-    return suffix[1:].lower() if suffix else ""
+    """What ``Path(name).suffix`` gives, lower-cased and without the dot (string operations: called per file)."""
+    dot = name.rfind(".")
+    return name[dot + 1 :].lower() if 0 < dot < len(name) - 1 else ""
 
 
 def ransom_name(name: str) -> str | None:
@@ -326,10 +360,24 @@ def _read_blocks(path: Path, *, middle: bool) -> tuple[int, bytes, bytes]:
         size = os.fstat(handle.fileno()).st_size
         head = handle.read(BLOCK)
         mid = b""
-        if middle and size >= 3 * BLOCK:  # smaller files: the middle mostly overlaps the head
-            handle.seek(size // 2 - BLOCK // 2)
-            mid = handle.read(BLOCK)
+        where = middle_range(size) if middle else None
+        if where is not None:
+            handle.seek(where[0])
+            mid = handle.read(where[1])
     return size, head, mid
+
+
+def needs_middle(path: Path) -> bool:
+    """Whether :func:`check_blocks` wants a block from the middle of this file (big text files)."""
+    kind = kind_for(path)
+    return kind is not None and kind.text and ransom_name(path.name) is None
+
+
+def middle_range(size: int) -> tuple[int, int] | None:
+    """Offset and length of the middle block :func:`check_blocks` looks at, for a file of ``size`` bytes."""
+    if size < 3 * BLOCK:  # smaller files: the middle mostly overlaps the head
+        return None
+    return size // 2 - BLOCK // 2, BLOCK
 
 
 def check_file(path: Path, *, entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD) -> ContentVerdict | None:
@@ -337,13 +385,24 @@ def check_file(path: Path, *, entropy_threshold: float = DEFAULT_ENTROPY_THRESHO
 
     Raises OSError when the file cannot be read: the caller reports that separately.
     """
+    if ransom_name(path.name) is not None or kind_for(path) is None:
+        return check_blocks(path, 0, b"", b"", entropy_threshold=entropy_threshold)
+    size, head, mid = _read_blocks(path, middle=needs_middle(path))
+    return check_blocks(path, size, head, mid, entropy_threshold=entropy_threshold)
+
+
+def check_blocks(
+    path: Path, size: int, head: bytes, mid: bytes, *, entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD
+) -> ContentVerdict | None:
+    """:func:`check_file` on blocks already read: ``head`` holds the first :data:`BLOCK` bytes (all of a smaller
+    file), ``mid`` the block at :func:`middle_range` for a big text file (else empty). Lets a caller that reads
+    the whole file anyway (to hash it) check its content without opening it again."""
     reason = ransom_name(path.name)
     if reason is not None:
         return _verdict(path, reason)
     kind = kind_for(path)
     if kind is None:
         return None
-    size, head, mid = _read_blocks(path, middle=kind.text)
     name = _kind_name(kind, path)
     if size == 0:
         return None if kind.can_be_empty else _verdict(path, f"empty {name} file")
@@ -354,6 +413,8 @@ def check_file(path: Path, *, entropy_threshold: float = DEFAULT_ENTROPY_THRESHO
         return _verdict(path, f"expected {kind.expected} but found {_found(head, entropy_threshold)}")
     if kind.text:
         for where, block in (("", head), ("in the middle of the file ", mid)):
+            if not may_look_random(block, entropy_threshold):
+                continue  # text: the histogram below is the costliest part of a drill's checks, and needless here
             random, entropy = looks_random(block, entropy_threshold)
             if random:
                 return _verdict(

@@ -34,6 +34,11 @@ class SourceReader(Protocol):
 
     def sha256(self, path: str) -> str: ...
 
+    def local_path(self, path: str) -> Path | None:
+        """The live file as a path this process can open itself (then compared while the restored copy is read),
+        or None when it is only reachable through :meth:`sha256`."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -47,6 +52,9 @@ class LocalSource:
 
     def sha256(self, path: str) -> str:
         return sha256_file(Path(path))
+
+    def local_path(self, path: str) -> Path | None:
+        return Path(path)
 
     def close(self) -> None:
         return None
@@ -92,6 +100,9 @@ class SftpSource:
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def local_path(self, path: str) -> Path | None:
+        return None  # on the NAS: hashed there through SFTP, then digests compared
 
     def close(self) -> None:
         self.sftp.close()

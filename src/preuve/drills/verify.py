@@ -7,6 +7,7 @@ cost little more than restic's own restore.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -15,10 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from preuve.drills import content
+from preuve.drills.content import BLOCK
 from preuve.drills.result import Finding
-from preuve.drills.sources import SourceMap, SourceReader
+from preuve.drills.sources import SourceMap, SourceReader, sha256_file
 from preuve.errors import FailureClass
 
 CHUNK = 1024 * 1024
@@ -58,15 +61,64 @@ class Report:
     manifest_sha256: str = ""
 
 
-def _hash(path: Path) -> tuple[str, bytes]:
-    """SHA-256 of the whole file and its first 16 bytes (for format checks without another open)."""
+@dataclass
+class _Read:
+    """What one pass over a restored file gives: its SHA-256, the blocks the content checks look at, and whether
+    the live file it was compared with (if any) holds the same bytes."""
+
+    digest: str
+    head: bytes
+    mid: bytes
+    same_as_live: bool | None  # None: not compared
+    live_error: str = ""
+
+
+def _read_exact(handle: BinaryIO, size: int) -> bytes:
+    parts: list[bytes] = []
+    while size > 0 and (part := handle.read(size)):
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def _read_once(path: Path, size: int, *, middle: bool, live: Path | None) -> _Read:
+    """Read a restored file once: hash it, keep its first block (and middle block when ``middle``), and compare
+    it byte for byte with ``live`` when given (equal bytes is what equal SHA-256 digests would say, without
+    hashing the live file too)."""
     digest = hashlib.sha256()
-    with path.open("rb", buffering=0) as handle:
-        head = handle.read(CHUNK)
-        digest.update(head)
+    head = b""
+    mid_parts: list[bytes] = []
+    where = content.middle_range(size) if middle else None
+    same: bool | None = None
+    live_error = ""
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(path.open("rb", buffering=0))
+        other: BinaryIO | None = None
+        if live is not None:
+            try:
+                other = stack.enter_context(live.open("rb", buffering=0))
+                same = True
+            except OSError as exc:
+                live_error = exc.strerror or str(exc)
+        offset = 0
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest(), head[:16]
+            if offset == 0:
+                head = chunk[:BLOCK]
+            if where is not None and offset < where[0] + where[1] and offset + len(chunk) > where[0]:
+                mid_parts.append(chunk[max(0, where[0] - offset) : where[0] + where[1] - offset])
+            if other is not None and same:
+                try:
+                    same = _read_exact(other, len(chunk)) == chunk
+                except OSError as exc:
+                    same, live_error = None, exc.strerror or str(exc)
+            offset += len(chunk)
+        if other is not None and same:
+            try:
+                same = not other.read(1)  # the live file must not be longer
+            except OSError as exc:
+                same, live_error = None, exc.strerror or str(exc)
+    return _Read(digest.hexdigest(), head, b"".join(mid_parts), same, live_error)
 
 
 def _same_mtime(listed: datetime | None, live_ns: int, resolution_ns: int) -> bool:
@@ -86,6 +138,7 @@ class Verifier:
         source_map: SourceMap | None = None,
         entropy_threshold: float = 7.8,
         workers: int = 2,
+        discard: bool = False,
     ) -> None:
         self.restore_dir = restore_dir
         self.canaries = canaries
@@ -93,6 +146,9 @@ class Verifier:
         self.source_map = source_map
         self.entropy_threshold = entropy_threshold
         self.workers = workers
+        # Delete each restored file once checked: the sandbox goes anyway, and unlinking here, spread over the
+        # worker threads, costs less than a removal of the whole tree after the last file.
+        self.discard = discard
 
     def restored_path(self, snapshot_path: str) -> Path:
         return self.restore_dir / snapshot_path.lstrip("/")
@@ -123,8 +179,10 @@ class Verifier:
                 )
             )
             return outcome
-        digest, head = _hash(restored)
-        outcome.digest = digest
+        live = self._live_counterpart(expected, outcome)
+        local_live = self.source.local_path(live) if live is not None and self.source is not None else None
+        read = _read_once(restored, st.st_size, middle=content.needs_middle(restored), live=local_live)
+        digest = outcome.digest = read.digest
         declared = self.canaries.get(expected.path)
         if declared is not None and digest != declared:
             outcome.findings.append(
@@ -134,38 +192,59 @@ class Verifier:
                     f"canary content differs: SHA-256 {digest[:16]}… instead of the declared {declared[:16]}…",
                 )
             )
-        verdict = content.check_file(restored, entropy_threshold=self.entropy_threshold)
-        if verdict is None and head.startswith(SQLITE_HEADER):
+        verdict = content.check_blocks(
+            restored, st.st_size, read.head, read.mid, entropy_threshold=self.entropy_threshold
+        )
+        if verdict is None and read.head.startswith(SQLITE_HEADER):
             verdict = content.check_sqlite(restored)
         if verdict is not None:
             outcome.suspicious = verdict.failure_class is FailureClass.SUSPICIOUS_CONTENT
             outcome.findings.append(Finding(expected.path, verdict.failure_class, verdict.detail))
-        self._compare_source(expected, digest, outcome)
+        if live is not None:
+            self._compare_source(expected, live, local_live, read, outcome)
         return outcome
 
-    def _compare_source(self, expected: Expected, digest: str, outcome: Outcome) -> None:
+    def _live_counterpart(self, expected: Expected, outcome: Outcome) -> str | None:
+        """The live file to compare a restored file with: None when there is no source, when the file is not
+        under it, or when it changed since the snapshot (``outcome`` then says so)."""
         if self.source is None or self.source_map is None:
-            return
+            return None
         live = self.source_map.live_path(expected.path)
         if live is None:
-            return
+            return None
         try:
             live_stat = self.source.stat(live)
         except OSError as exc:
             outcome.findings.append(
                 Finding(expected.path, FailureClass.INTERNAL, f"cannot read the live source {live}: {exc}")
             )
-            return
+            return None
         if live_stat is None or not live_stat.regular:
             outcome.changed = True  # removed or replaced since the snapshot: not a backup failure
-            return
+            return None
         if live_stat.size != expected.size or not _same_mtime(
             expected.mtime, live_stat.mtime_ns, live_stat.mtime_resolution_ns
         ):
             outcome.changed = True  # modified after the snapshot
+            return None
+        return live
+
+    def _compare_source(
+        self, expected: Expected, live: str, local_live: Path | None, read: _Read, outcome: Outcome
+    ) -> None:
+        """Same size and modification time as the live file: the bytes must be the same too."""
+        assert self.source is not None
+        digest = read.digest
+        if read.live_error:
+            outcome.findings.append(
+                Finding(expected.path, FailureClass.INTERNAL, f"cannot read the live source {live}: {read.live_error}")
+            )
+            return
+        if read.same_as_live:
             return
         try:
-            live_digest = self.source.sha256(live)
+            # a local file was compared while it was read; its digest is only needed to say how it differs
+            live_digest = sha256_file(local_live) if local_live is not None else self.source.sha256(live)
         except OSError as exc:
             outcome.findings.append(
                 Finding(expected.path, FailureClass.INTERNAL, f"cannot read the live source {live}: {exc}")
@@ -198,14 +277,21 @@ class Verifier:
         report.manifest_sha256 = manifest.hexdigest()
         return report
 
+    def _check(self, expected: Expected) -> Outcome:
+        outcome = self.check_one(expected)
+        if self.discard and outcome.restored:
+            with contextlib.suppress(OSError):  # a read-only folder: Sandbox.cleanup opens it up and removes it
+                self.restored_path(expected.path).unlink()
+        return outcome
+
     def _run(self, expected: Iterable[Expected]) -> Iterator[Outcome]:
         if self.workers <= 1:
-            yield from map(self.check_one, expected)
+            yield from map(self._check, expected)
             return
         with ThreadPoolExecutor(self.workers, thread_name_prefix="verify") as pool:
             window: list[Future[Outcome]] = []
             for item in expected:
-                window.append(pool.submit(self.check_one, item))
+                window.append(pool.submit(self._check, item))
                 if len(window) >= WINDOW:
                     yield window.pop(0).result()
             for future in window:
