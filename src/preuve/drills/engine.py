@@ -14,12 +14,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
 from preuve import __version__, redact
 from preuve.config.loader import Config, TargetRef
 from preuve.config.model import SftpTarget
 from preuve.config.units import format_bytes, parse_duration, parse_size
 from preuve.drills.integrity import Subset, check_findings
+from preuve.drills.opening import Consumer, Opened, open_and_list
 from preuve.drills.result import DrillKind, DrillResult, DrillStatus, Finding
 from preuve.drills.sampling import Sampler, include_pattern, sample_size
 from preuve.drills.sandbox import Sandbox
@@ -121,21 +123,15 @@ class _Drill:
                 )
                 self.result.restic_version = str(self.restic.version)
                 self.progress("opening the repository", None, None)
-                opened = time.monotonic()
-                snapshots = self.restic.snapshots()
-                open_s = time.monotonic() - opened
-                self.result.snapshots = snapshots
                 if self.options.kind is DrillKind.INTEGRITY:
-                    self._integrity(snapshots)
+                    self.result.snapshots = self.restic.snapshots()
+                    self._integrity(self.result.snapshots)
                     return self.result
-                snapshot = choose_snapshot(snapshots, self.options.snapshot, self.target.ref)
-                self.result.snapshot_id = snapshot.id
-                self.result.snapshot_time = snapshot.time
                 try:
                     if self.options.kind is DrillKind.FULL:
-                        report = self._full(sandbox, snapshot)
+                        report, open_s = self._full(sandbox)
                     else:
-                        report = self._sample(sandbox, snapshot)
+                        report, open_s = self._sample(sandbox)
                 finally:
                     if self.source is not None:
                         self.source.close()
@@ -220,6 +216,7 @@ class _Drill:
             source_map=source_map,
             entropy_threshold=self.config.settings.drill.entropy_threshold,
             workers=cpu_workers(),
+            discard=True,  # the sandbox goes after the drill: each file goes as soon as it is checked
         )
 
     def _ls_deadline(self) -> float:
@@ -229,30 +226,63 @@ class _Drill:
     def _restore_deadline(self, size: int) -> float:
         return self.open_timeout_s + 60 + size / self.min_throughput
 
-    def _sample(self, sandbox: Sandbox, snapshot: Snapshot) -> Report:
+    def _open_and_list(self, consumer: Consumer) -> Opened:
+        """The snapshot list and the listing of the snapshot to drill, both at once (see :mod:`.opening`)."""
+        assert self.restic is not None
+        wanted = self.options.snapshot
+        self.progress("listing the snapshot", 0, None)
+        opened = open_and_list(
+            self.restic,
+            wanted,
+            lambda snapshots: choose_snapshot(snapshots, wanted, self.target.ref),
+            consumer,
+            label=self.target.ref,
+            ls_deadline_s=self._ls_deadline(),
+        )
+        self.result.snapshots = opened.snapshots
+        self.result.snapshot_id = opened.snapshot.id
+        self.result.snapshot_time = opened.snapshot.time
+        return opened
+
+    def _sample(self, sandbox: Sandbox) -> tuple[Report, float]:
         settings = self.config.settings.drill
         canaries = {c.path for c in self.target.spec.canaries}
-        sampler = Sampler(
-            n=sample_size(settings.confidence, settings.defect_rate),
-            max_bytes=parse_size(settings.max_sample_bytes),
-            large_file_share=settings.large_file_share,
-            seed=f"{self.drill_id}:{snapshot.id}",
-            must_include=canaries,
-        )
-        assert self.restic is not None
-        self.progress("listing the snapshot", 0, None)
-        counted = 0
+        samplers: list[Sampler] = []
 
-        def on_item(item: LsItem) -> None:
-            nonlocal counted
-            if isinstance(item, Node) and item.type == "file":
-                sampler.offer(item)
-                counted += 1
-                if counted % 5000 == 0:
-                    self.progress("listing the snapshot", counted, None)
+        def new_sampler(listed_id: str) -> Sampler:
+            # seeded with drill id + snapshot id: a re-run of the drill restores the same files
+            return Sampler(
+                n=sample_size(settings.confidence, settings.defect_rate),
+                max_bytes=parse_size(settings.max_sample_bytes),
+                large_file_share=settings.large_file_share,
+                seed=f"{self.drill_id}:{listed_id}",
+                must_include=canaries,
+            )
 
-        self.restic.ls(snapshot.id, on_item, deadline_s=self._ls_deadline())
-        sample = sampler.result()
+        def consumer(snapshot_id: str | None) -> Callable[[LsItem], None]:
+            samplers.clear()
+            counted = 0
+
+            def sampler(listed_id: str) -> Sampler:
+                if not samplers:
+                    samplers.append(new_sampler(listed_id))
+                return samplers[0]
+
+            def on_item(item: LsItem) -> None:
+                nonlocal counted
+                if isinstance(item, Snapshot):
+                    sampler(snapshot_id or item.id)  # ls names the snapshot before its first file
+                elif isinstance(item, Node) and item.type == "file":
+                    sampler(snapshot_id or "").offer(item)
+                    counted += 1
+                    if counted % 5000 == 0:
+                        self.progress("listing the snapshot", counted, None)
+
+            return on_item
+
+        opened = self._open_and_list(consumer)
+        snapshot = opened.snapshot
+        sample = (samplers[0] if samplers else new_sampler(snapshot.id)).result()
         self.result.files_in_snapshot = sample.files_total
         self.result.bytes_in_snapshot = sample.bytes_total
         self.result.sample_budget_limited = sample.budget_limited
@@ -273,16 +303,22 @@ class _Drill:
         expected = [Expected(n.path, n.size, n.mtime) for n in sample.nodes]
         report = self._verify(sandbox, snapshot, iter(expected), len(expected))
         report.findings[:0] = missing_canaries
-        return report
+        return report, opened.open_s
 
-    def _full(self, sandbox: Sandbox, snapshot: Snapshot) -> Report:
+    def _full(self, sandbox: Sandbox) -> tuple[Report, float]:
         """Restore everything. The listing goes to a file in the sandbox, so memory stays flat for any size."""
-        assert self.restic is not None
         listing = sandbox.path / "listing.tsv"
         files = 0
         size = 0
-        self.progress("listing the snapshot", 0, None)
-        with listing.open("w", encoding="utf-8", newline="\n") as out:
+        outs: list[TextIO] = []
+
+        def consumer(snapshot_id: str | None) -> Callable[[LsItem], None]:
+            nonlocal files, size
+            for old in outs:
+                old.close()
+            files = size = 0
+            out = listing.open("w", encoding="utf-8", newline="\n")
+            outs[:] = [out]
 
             def on_item(item: LsItem) -> None:
                 nonlocal files, size
@@ -292,7 +328,14 @@ class _Drill:
                     mtime = item.mtime.isoformat() if item.mtime else ""
                     out.write(f"{item.path.replace(chr(10), chr(0))}\t{item.size}\t{mtime}\n")
 
-            self.restic.ls(snapshot.id, on_item, deadline_s=self._ls_deadline())
+            return on_item
+
+        try:
+            opened = self._open_and_list(consumer)
+        finally:
+            for out in outs:
+                out.close()
+        snapshot = opened.snapshot
         self.result.files_in_snapshot = files
         self.result.bytes_in_snapshot = size
         if files == 0:
@@ -310,7 +353,7 @@ class _Drill:
                         datetime.fromisoformat(mtime) if mtime else None,
                     )
 
-        return self._verify(sandbox, snapshot, expected(), files)
+        return self._verify(sandbox, snapshot, expected(), files), opened.open_s
 
     def _restore(
         self, sandbox: Sandbox, snapshot: Snapshot, patterns: list[str], size: int, chosen: set[str] | None

@@ -123,12 +123,19 @@ class Cancelled(BaseException):
 class CancelScope:
     """Everything one piece of work (a drill) runs, to be ended from another thread at once."""
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", *, parent: CancelScope | None = None) -> None:
         self.name = name
         self.reason = ""
         self._event = threading.Event()
+        # A child scope ends with its parent, and can also be ended alone (one of a drill's parallel calls failed:
+        # stop the other, not the drill's lease keeper).
+        self._children: weakref.WeakSet[CancelScope] = weakref.WeakSet()
         with _scopes_lock:
             _scopes.add(self)
+            if parent is not None:
+                parent._children.add(self)
+        if parent is not None and parent.cancelled:
+            self.cancel(parent.reason)
 
     @property
     def cancelled(self) -> bool:
@@ -146,6 +153,10 @@ class CancelScope:
         for process in processes:
             # _end waits for the grace period: not on the caller's thread (a signal handler, the daemon loop)
             threading.Thread(target=_end, args=(process,), name=f"cancel-{process.pid}", daemon=True).start()
+        with _scopes_lock:
+            children = list(self._children)
+        for child in children:
+            child.cancel(reason)
 
     def __repr__(self) -> str:
         state = f"cancelled: {self.reason}" if self.cancelled else "active"
