@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,3 +282,18 @@ def test_long_stdout_keeps_the_head_only() -> None:
 def test_short_output_has_no_marker() -> None:
     completed = execute.run(_py("import sys\nprint('a')\nprint('b', file=sys.stderr)"), env=ENV, deadline_s=20)
     assert "not kept" not in completed.stdout + completed.stderr
+
+
+def test_a_child_scope_ends_with_its_parent_and_alone() -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    parent = execute.CancelScope("drill #1")
+    child = execute.CancelScope("listing", parent=parent)
+    sibling = execute.CancelScope("other listing", parent=parent)
+    child.cancel("the repository did not open")
+    assert child.cancelled and not parent.cancelled and not sibling.cancelled
+    threading.Timer(0.2, parent.cancel, args=("Preuve was stopped",)).start()
+    with execute.cancel_scope(sibling), pytest.raises(execute.Cancelled, match="Preuve was stopped"):
+        execute.run(("sleep", "30"), env=env, deadline_s=60)
+    assert execute.running_groups() == []
+    late = execute.CancelScope("late", parent=parent)  # born under a stopped parent: stopped too
+    assert late.cancelled and late.reason == "Preuve was stopped"
