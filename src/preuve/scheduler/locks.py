@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
@@ -115,9 +114,14 @@ class LeaseInfo:
 
 
 def _insert_ignoring_conflict(store: Store, table: Table) -> Insert:
+    # each dialect's module is imported when used: loading PostgreSQL's costs every SQLite command start-up time
     if store.dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
     if store.dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing()
     return insert(table)  # pragma: no cover - only SQLite and PostgreSQL are supported
 

@@ -6,19 +6,17 @@ through the same Alembic migrations, run on every open so that an upgraded Preuv
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import URL, Connection, Engine, create_engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -26,6 +24,9 @@ from sqlmodel import Session
 
 from preuve import redact
 from preuve.errors import FailureClass, PreuveError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -70,7 +71,9 @@ class Store:
                 with engine.connect():
                     pass
             return store
-        except (SQLAlchemyError, CommandError, OSError, ImportError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, SQLAlchemyError | OSError | ImportError) and not _is_alembic_error(exc):
+                raise
             if engine is not None:
                 engine.dispose()
             raise PreuveError(FailureClass.INTERNAL, _open_failure(parsed, shown, exc)) from None
@@ -112,6 +115,13 @@ class Store:
         with self.connection(write=True) as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            if revision == "head" and _stamped(connection) == {shipped_head()}:
+                # The usual case, answered without importing Alembic (a tenth of a second of every command).
+                return
+            from alembic import command
+            from alembic.runtime.migration import MigrationContext
+            from alembic.script import ScriptDirectory
+
             config = alembic_config(connection)
             if revision == "head":
                 # Checked under the lock: the usual case on every open is a database that is already current.
@@ -153,8 +163,58 @@ def _query(url: URL) -> str:
     )
 
 
+_VERSION_TABLE = "alembic_version"
+# The header every revision file carries (script.py.mako); a file written otherwise sends the check to Alembic.
+_REVISION_LINE = re.compile(r"^revision(?:: *str)? *= *[\"']([\w.-]+)[\"'] *$", re.MULTILINE)
+_DOWN_LINE = re.compile(r"^down_revision(?:: *[\w |]+)? *= *(?:None|[\"']([\w.-]+)[\"']) *$", re.MULTILINE)
+_NO_BRANCH_LINES = re.compile(r"^(?:branch_labels|depends_on)(?:: *[\w |\[\]]+)? *= *None *$", re.MULTILINE)
+
+
+@functools.cache
+def shipped_head() -> str | None:
+    """The newest schema revision this Preuve ships, read from the revision files without importing Alembic.
+
+    None unless the files form one plain chain (one revision each, no branches, no dependencies, one head):
+    then Alembic itself decides. Only used to skip Alembic when the database is already at that revision.
+    """
+    parents: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        revisions, downs = _REVISION_LINE.findall(source), _DOWN_LINE.findall(source)
+        if len(revisions) != 1 or len(downs) != 1 or len(_NO_BRANCH_LINES.findall(source)) != 2:
+            return None
+        if revisions[0] in parents:
+            return None
+        parents[revisions[0]] = downs[0] or None
+    heads = set(parents) - {parent for parent in parents.values() if parent}
+    roots = [rev for rev, parent in parents.items() if parent is None]
+    if len(heads) != 1 or len(roots) != 1 or any(p is not None and p not in parents for p in parents.values()):
+        return None
+    return heads.pop()
+
+
+def _stamped(connection: Connection) -> set[str] | None:
+    """The revisions the database is stamped with (plain SQL), or None when it has no version table yet."""
+    if not inspect(connection).has_table(_VERSION_TABLE):
+        return None
+    return {str(row[0]) for row in connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}"))}  # noqa: S608
+
+
+def _is_alembic_error(exc: BaseException) -> bool:
+    """An Alembic CommandError (a database newer than this Preuve...), without importing Alembic to ask."""
+    module = sys.modules.get("alembic.util.exc")
+    return module is not None and isinstance(exc, module.CommandError)
+
+
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     """An Alembic configuration built in code: the migrations ship inside the package, no alembic.ini."""
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     # ConfigParser interpolation would read '%' in the path as a placeholder.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
@@ -235,7 +295,7 @@ def _open_failure(url: URL, shown: str, exc: BaseException) -> str:
     if url.password:
         reason = reason.replace(str(url.password), redact.MASK)
     reason = redact.mask(reason)
-    if isinstance(exc, CommandError):
+    if _is_alembic_error(exc):
         check = (
             "the database was probably upgraded by a newer version of Preuve: upgrade Preuve on this server, "
             "or point `database` in preuve.toml at this server's own database"

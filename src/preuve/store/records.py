@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
 
@@ -135,9 +134,14 @@ class SnapshotRecord:
 def _dialect_insert(session: Session, table: Table) -> Insert:
     """INSERT that skips rows already present, so two processes syncing at once do not collide."""
     name = session.get_bind().dialect.name
+    # each dialect's module is imported when used: loading PostgreSQL's costs every SQLite command start-up time
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
     if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing()
     return insert(table)  # pragma: no cover - only SQLite and PostgreSQL are supported
 

@@ -7,16 +7,20 @@ OpenSSH client (see :mod:`preuve.targets.access`). An unknown host key is refuse
 from __future__ import annotations
 
 from pathlib import Path
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from preuve.config.model import SftpTarget, resolve
 from preuve.errors import FailureClass, PreuveError
 from preuve.targets.access import check_identity_file
 
+if TYPE_CHECKING:
+    import paramiko
+
 
 def connect(spec: SftpTarget, base: Path, *, timeout_s: float) -> paramiko.SSHClient:
     """A connected client, or a PreuveError (auth or unreachable) saying what to check."""
+    import paramiko  # here: a tenth of a second of start-up that only SFTP targets need
+
     identity = resolve(base, spec.identity_file)
     check_identity_file(identity)
     known_hosts = resolve(base, spec.known_hosts)
