@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from preuve.drills import content
+from preuve.drills import content, verify
+from preuve.drills.checking import Verification
 from preuve.drills.content import BLOCK, check_blocks, check_file, looks_random, may_look_random
 from preuve.drills.sources import LocalSource, SourceMap
 from preuve.drills.verify import CHUNK, Expected, Verifier, _read_once
-from preuve.errors import FailureClass
+from preuve.errors import FailureClass, PreuveError
 
 MTIME = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 ENGLISH = b"It is a truth universally acknowledged, that a single man in possession of a good fortune.\n"
@@ -193,3 +195,74 @@ def test_check_blocks_gives_check_file_s_verdicts(tmp_path: Path) -> None:
         where = content.middle_range(len(data)) if content.needs_middle(path) else None
         mid = data[where[0] : where[0] + where[1]] if where else b""
         assert check_blocks(path, len(data), data[:BLOCK], mid) == check_file(path), name
+
+
+# -- the pass beside restic's own --verify -------------------------------------------------------------------
+
+
+def _tree(source: Path, restore: Path, count: int) -> list[Expected]:
+    return [restored(source, restore, f"d{i % 4}/f{i}.txt", ENGLISH * (i + 1)) for i in range(count)]
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def _wait_done(verification: Verification) -> None:
+    deadline = time.monotonic() + 30
+    while verification._thread is not None and verification._thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_pass_starts_at_restic_s_verifying_line_and_deletes_only_after_restic(trees: tuple[Path, Path]) -> None:
+    source, restore = trees
+    items = _tree(source, restore, 30)
+    verification = Verification(lambda: verifier(source, restore, discard=True, workers=2), lambda: iter(items))
+    verification.on_restic_line("restoring <Snapshot 1248ab24 of [/srv]> to /sandbox/restore\n")
+    assert not verification.started_early
+    verification.on_restic_line(f"verifying files in {restore}\n")
+    assert verification.started_early
+    _wait_done(verification)
+    assert len(_files(restore)) == 30  # restic may still be reading them
+    report = verification.result()
+    assert report.files_checked == 30 and report.findings == []
+    assert _files(restore) == []
+
+
+def test_held_files_are_bounded_and_released(trees: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    source, restore = trees
+    items = _tree(source, restore, 40)
+    monkeypatch.setattr(verify, "MAX_HELD", 5)
+    verification = Verification(lambda: verifier(source, restore, discard=True, workers=2), lambda: iter(items))
+    verification.on_restic_line(f"verifying files in {restore}\n")
+    time.sleep(0.3)
+    assert len(_files(restore)) == 40  # workers wait rather than hold more, and delete nothing
+    assert verification.result().files_checked == 40
+    assert _files(restore) == []
+
+
+def test_without_the_line_the_pass_runs_after_restic(trees: tuple[Path, Path]) -> None:
+    source, restore = trees
+    items = _tree(source, restore, 10)
+    verification = Verification(lambda: verifier(source, restore, discard=True), lambda: iter(items))
+    verification.on_restic_line("Fatal: There were 3 errors\n")
+    assert not verification.started_early
+    assert verification.result().files_checked == 10
+    assert _files(restore) == []
+
+
+def test_a_stopped_pass_ends_and_a_failing_one_raises_in_the_drill_thread(trees: tuple[Path, Path]) -> None:
+    source, restore = trees
+    items = _tree(source, restore, 200)
+    verification = Verification(lambda: verifier(source, restore, discard=True), lambda: iter(items))
+    verification.on_restic_line(f"verifying files in {restore}\n")
+    verification.stop()
+    assert verification._thread is not None and not verification._thread.is_alive()
+
+    def broken() -> Verifier:
+        raise PreuveError(FailureClass.AUTH, "cannot open the live source")
+
+    failing = Verification(broken, lambda: iter(items))
+    failing.on_restic_line(f"verifying files in {restore}\n")
+    with pytest.raises(PreuveError, match="live source"):
+        failing.result()

@@ -20,6 +20,7 @@ from preuve import __version__, redact
 from preuve.config.loader import Config, TargetRef
 from preuve.config.model import SftpTarget
 from preuve.config.units import format_bytes, parse_duration, parse_size
+from preuve.drills.checking import Verification
 from preuve.drills.integrity import Subset, check_findings
 from preuve.drills.opening import Consumer, Opened, open_and_list
 from preuve.drills.result import DrillKind, DrillResult, DrillStatus, Finding
@@ -299,9 +300,10 @@ class _Drill:
         ]
         sandbox.require_space(sample.sample_bytes)
         patterns = [include_pattern(node.path) for node in sample.nodes]
-        self._restore(sandbox, snapshot, patterns, sample.sample_bytes, chosen)
         expected = [Expected(n.path, n.size, n.mtime) for n in sample.nodes]
-        report = self._verify(sandbox, snapshot, iter(expected), len(expected))
+        report = self._restore_and_verify(
+            sandbox, snapshot, patterns, sample.sample_bytes, chosen, lambda: iter(expected), len(expected)
+        )
         report.findings[:0] = missing_canaries
         return report, opened.open_s
 
@@ -341,7 +343,6 @@ class _Drill:
         if files == 0:
             raise PreuveError(FailureClass.MISSING_SNAPSHOT, f"Snapshot {snapshot.short_id} holds no file at all.")
         sandbox.require_space(size)
-        self._restore(sandbox, snapshot, [], size, None)
 
         def expected() -> Iterator[Expected]:
             with listing.open(encoding="utf-8", newline="\n") as handle:
@@ -353,10 +354,43 @@ class _Drill:
                         datetime.fromisoformat(mtime) if mtime else None,
                     )
 
-        return self._verify(sandbox, snapshot, expected(), files), opened.open_s
+        return self._restore_and_verify(sandbox, snapshot, [], size, None, expected, files), opened.open_s
+
+    def _restore_and_verify(
+        self,
+        sandbox: Sandbox,
+        snapshot: Snapshot,
+        patterns: list[str],
+        size: int,
+        chosen: set[str] | None,
+        expected: Callable[[], Iterator[Expected]],
+        total: int,
+    ) -> Report:
+        """Restore, and check what came back: from the moment restic starts its own --verify pass (see
+        :mod:`.checking`), else once restic exited."""
+        verification = Verification(
+            lambda: self._verifier(sandbox, snapshot),
+            expected,
+            progress=lambda done: self.progress("verifying", done, total),
+        )
+        try:
+            self._restore(sandbox, snapshot, patterns, size, chosen, on_stdout=verification.on_restic_line)
+            if not verification.started_early:
+                self.progress("verifying", 0, total)
+            report = verification.result()
+        finally:
+            verification.stop()
+        return self._with_restic_errors(report)
 
     def _restore(
-        self, sandbox: Sandbox, snapshot: Snapshot, patterns: list[str], size: int, chosen: set[str] | None
+        self,
+        sandbox: Sandbox,
+        snapshot: Snapshot,
+        patterns: list[str],
+        size: int,
+        chosen: set[str] | None,
+        *,
+        on_stdout: Callable[[str], None] | None = None,
     ) -> None:
         assert self.restic is not None
         count = len(chosen) if chosen is not None else self.result.files_in_snapshot
@@ -364,7 +398,11 @@ class _Drill:
         args = self._restore_args(sandbox, snapshot, patterns)
         started = time.monotonic()
         completed, error = self.restic.run(
-            args, what=f"restoring snapshot {snapshot.short_id}", deadline_s=self._restore_deadline(size), check=False
+            args,
+            what=f"restoring snapshot {snapshot.short_id}",
+            deadline_s=self._restore_deadline(size),
+            check=False,
+            on_stdout=on_stdout,
         )
         self.result.restore_s = round(time.monotonic() - started, 3)
         self._restore_findings(completed.stderr, chosen)
@@ -401,10 +439,7 @@ class _Drill:
                 continue  # a consequence of the file being left out, not a second error
             self.restic_errors.setdefault(path, detail.strip())
 
-    def _verify(self, sandbox: Sandbox, snapshot: Snapshot, expected: Iterator[Expected], total: int) -> Report:
-        verifier = self._verifier(sandbox, snapshot)
-        self.progress("verifying", 0, total)
-        report = verifier.verify(expected, progress=lambda done: self.progress("verifying", done, total))
+    def _with_restic_errors(self, report: Report) -> Report:
         if self.restic_errors:
             # A file restic could not restore is damaged data, whatever else we saw: restic leaves small files out
             # but writes large ones with holes where a blob failed (same size, wrong bytes).

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from preuve.errors import FailureClass
 
 CHUNK = 1024 * 1024
 WINDOW = 64  # files in flight at once: bounded memory for a full restore of millions of files
+MAX_HELD = 100_000  # checked files kept for deletion after restic's own --verify pass, at most
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -145,10 +148,15 @@ class Verifier:
         self.source = source
         self.source_map = source_map
         self.entropy_threshold = entropy_threshold
-        self.workers = workers
+        self.workers = max(1, workers)
         # Delete each restored file once checked: the sandbox goes anyway, and unlinking here, spread over the
-        # worker threads, costs less than a removal of the whole tree after the last file.
+        # worker threads, costs less than a removal of the whole tree after the last file. While restic may still
+        # read the files (its own --verify pass), deletions wait: see hold_discards.
         self.discard = discard
+        self._discard_lock = threading.Lock()
+        self._discard_open = threading.Event()
+        self._discard_open.set()
+        self._held: list[Path] = []
 
     def restored_path(self, snapshot_path: str) -> Path:
         return self.restore_dir / snapshot_path.lstrip("/")
@@ -260,9 +268,18 @@ class Verifier:
                 )
             )
 
-    def verify(self, expected: Iterable[Expected], progress: Callable[[int], None] | None = None) -> Report:
+    def verify(
+        self,
+        expected: Iterable[Expected],
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Report:
+        """Check every expected file; ``stop`` ends the walk early (the drill failed meanwhile: the report is
+        then incomplete and must not be used)."""
         report = Report()
         manifest = hashlib.sha256()
+        if stop is not None:
+            expected = itertools.takewhile(lambda _: not stop.is_set(), expected)
         for outcome in self._run(expected):
             report.files_checked += 1
             report.bytes_verified += outcome.bytes if outcome.restored else 0
@@ -277,11 +294,38 @@ class Verifier:
         report.manifest_sha256 = manifest.hexdigest()
         return report
 
+    def hold_discards(self) -> None:
+        """Keep checked files until :meth:`release_discards`: restic is still reading them."""
+        self._discard_open.clear()
+
+    def release_discards(self) -> None:
+        """Delete the files held so far; later ones go as soon as they are checked."""
+        with self._discard_lock:
+            self._discard_open.set()
+            held, self._held = self._held, []
+        # Unlinking is kernel work (freeing the pages and blocks) that runs in parallel across folders.
+        threads = [
+            threading.Thread(target=_unlink_all, args=(held[i :: self.workers],), name=f"discard-{i}", daemon=True)
+            for i in range(1, self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        _unlink_all(held[:: self.workers])
+        for thread in threads:
+            thread.join()
+
     def _check(self, expected: Expected) -> Outcome:
         outcome = self.check_one(expected)
         if self.discard and outcome.restored:
-            with contextlib.suppress(OSError):  # a read-only folder: Sandbox.cleanup opens it up and removes it
-                self.restored_path(expected.path).unlink()
+            path = self.restored_path(expected.path)
+            with self._discard_lock:
+                hold = not self._discard_open.is_set()
+                if hold and len(self._held) < MAX_HELD:
+                    self._held.append(path)
+                    return outcome
+            if hold:
+                self._discard_open.wait()  # memory stays bounded: this worker waits for restic to finish
+            _unlink(path)
         return outcome
 
     def _run(self, expected: Iterable[Expected]) -> Iterator[Outcome]:
@@ -296,6 +340,16 @@ class Verifier:
                     yield window.pop(0).result()
             for future in window:
                 yield future.result()
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only folder: Sandbox.cleanup opens it up and removes it
+        path.unlink()
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        _unlink(path)
 
 
 def cpu_workers() -> int:
