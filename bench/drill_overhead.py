@@ -543,22 +543,24 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
     print("Where a drill's time goes (medians, seconds; from `drill show ID --json --log`):")
     print(
         f"{'variant':<12}{'wall':>7}{'startup+db':>11}{'pre-restic':>11}{'version':>8}{'snapshots':>10}{'ls':>7}"
-        f"{'restore':>8}{'verify+rest':>12}{'restore at':>11}"
+        f"{'open+ls':>8}{'restore':>8}{'after':>7}{'restore at':>11}"
     )
     for variant, runs in drills.items():
         print(
             f"{variant:<12}{_med(runs, lambda d: d.wall_s):7.2f}{_med(runs, lambda d: d.wall_s - d.duration_s):11.2f}"
             f"{_med(runs, lambda d: d.first_command_at):11.2f}{_med(runs, lambda d: d.commands.get('version', 0)):8.2f}"
             f"{_med(runs, lambda d: d.commands.get('snapshots', 0)):10.2f}{_med(runs, lambda d: d.commands.get('ls', 0)):7.2f}"
+            f"{_med(runs, lambda d: d.restore_at - d.first_command_at):8.2f}"
             f"{_med(runs, lambda d: d.restore_s):8.2f}"
-            f"{_med(runs, lambda d: d.duration_s) - _med(runs, lambda d: sum(d.commands.values())):12.2f}"
+            f"{_med(runs, lambda d: d.duration_s - d.restore_at - d.restore_s):7.2f}"
             f"{_med(runs, lambda d: d.restore_at):11.2f}"
         )
     print(
         "  startup+db = wall - duration_s (Python start-up and imports, configuration, SQLite before and after);\n"
-        "  pre-restic = from the drill's start to its first restic call; verify+rest = duration_s - the restic calls\n"
-        "  (sandbox set-up and removal, hashing, source comparison, content checks); restore at = when, after the\n"
-        "  drill's start, `restic restore` began (what opening and listing cost before it)."
+        "  pre-restic = from the drill's start to its first restic call; snapshots, ls = each call's own duration\n"
+        "  (they may run at the same time); open+ls = from the first restic call to the start of `restic restore`;\n"
+        "  after = from the end of `restic restore` to the drill's end (the verification not overlapped with\n"
+        "  restic's own --verify pass, sandbox removal); restore at = when, after the drill's start, the restore began."
     )
     serial = statistics.median([p[0] for p in probes])
     both = statistics.median([p[1] for p in probes])

@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+from preuve.config.loader import load_config
+from preuve.restic.runner import Restic
+from preuve.targets.access import repo_access
 from tests.support.fixtures_services import TargetRepo
 
 PREUVE = [sys.executable, "-m", "preuve"]
@@ -78,3 +81,22 @@ def make_setup(tmp_path: Path, repo: TargetRepo, *, canary: bool = True) -> Setu
     setup.write_settings()
     setup.write_job()
     return setup
+
+
+def make_restic(tmp_path: Path, repo: TargetRepo) -> Restic:
+    """Preuve's restic wrapper bound to ``repo``, as a drill builds it (its own home, tmp and fresh cache)."""
+    setup = make_setup(tmp_path, repo)
+    config = load_config(setup.config)
+    target = config.target(setup.ref)
+    folders = {name: tmp_path / name for name in ("home", "tmp", "cache")}
+    for folder in folders.values():
+        folder.mkdir()
+    return Restic(
+        config.settings.restic,
+        repo_access(target.spec, config.directory),
+        label=setup.ref,
+        home=folders["home"],
+        tmpdir=folders["tmp"],
+        cache_dir=folders["cache"],
+        open_timeout_s=60,
+    )

@@ -11,36 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from preuve.config.loader import load_config
 from preuve.drills.engine import choose_snapshot
 from preuve.drills.opening import open_and_list
 from preuve.errors import FailureClass, PreuveError
 from preuve.restic import execute
 from preuve.restic.parse import LsItem, Node, Snapshot
 from preuve.restic.runner import Restic
-from preuve.targets.access import repo_access
-from tests.integration.drill_helpers import make_setup
+from tests.integration.drill_helpers import make_restic
 from tests.support.fixtures_services import TargetRepo
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("target_repo", ["local"], indirect=True)]
-
-
-def _restic(tmp_path: Path, repo: TargetRepo) -> Restic:
-    setup = make_setup(tmp_path, repo)
-    config = load_config(setup.config)
-    target = config.target(setup.ref)
-    folders = {name: tmp_path / name for name in ("home", "tmp", "cache")}
-    for folder in folders.values():
-        folder.mkdir()
-    return Restic(
-        config.settings.restic,
-        repo_access(target.spec, config.directory),
-        label=setup.ref,
-        home=folders["home"],
-        tmpdir=folders["tmp"],
-        cache_dir=folders["cache"],
-        open_timeout_s=60,
-    )
 
 
 class Recorder:
@@ -72,7 +52,7 @@ def _commands(restic: Restic) -> list[tuple[str, ...]]:
 
 
 def test_newest_snapshot_is_listed_once_beside_the_snapshot_list(tmp_path: Path, target_repo: TargetRepo) -> None:
-    restic = _restic(tmp_path, target_repo)
+    restic = make_restic(tmp_path, target_repo)
     record = Recorder()
     opened = open_and_list(
         restic, None, lambda s: choose_snapshot(s, None, "acme/main"), record, label="acme/main", ls_deadline_s=120
@@ -90,7 +70,7 @@ def test_a_listing_of_another_snapshot_than_the_chosen_one_is_done_again(
     tmp_path: Path, target_repo: TargetRepo
 ) -> None:
     # as if a backup had finished between `ls latest` and `snapshots`: the list's choice wins
-    restic = _restic(tmp_path, target_repo)
+    restic = make_restic(tmp_path, target_repo)
     record = Recorder()
     older = target_repo.snapshot_ids[0]
     opened = open_and_list(restic, None, lambda s: s[0], record, label="acme/main", ls_deadline_s=120)
@@ -104,7 +84,7 @@ def test_a_listing_of_another_snapshot_than_the_chosen_one_is_done_again(
 def test_a_prefix_is_listed_directly_and_a_wrong_one_is_explained_by_the_list(
     tmp_path: Path, target_repo: TargetRepo
 ) -> None:
-    restic = _restic(tmp_path, target_repo)
+    restic = make_restic(tmp_path, target_repo)
     older = target_repo.snapshot_ids[0]
     record = Recorder()
     opened = open_and_list(
@@ -124,7 +104,7 @@ def test_a_prefix_is_listed_directly_and_a_wrong_one_is_explained_by_the_list(
 
 
 def test_a_stopped_drill_stops_both_calls(tmp_path: Path, target_repo: TargetRepo) -> None:
-    restic = _restic(tmp_path, target_repo)
+    restic = make_restic(tmp_path, target_repo)
     scope = execute.CancelScope("drill #1")
     threading.Timer(0.15, scope.cancel, args=("Preuve was stopped",)).start()
     started = time.monotonic()

@@ -297,3 +297,80 @@ def test_a_child_scope_ends_with_its_parent_and_alone() -> None:
     assert execute.running_groups() == []
     late = execute.CancelScope("late", parent=parent)  # born under a stopped parent: stopped too
     assert late.cancelled and late.reason == "Preuve was stopped"
+
+
+# -- a child held at its first stdout write ------------------------------------------------------------------
+
+_PRINT_THEN_WORK = (
+    "import sys, pathlib\n"
+    "sys.stdout.write('first line\\n'); sys.stdout.flush()\n"
+    "pathlib.Path(sys.argv[1]).write_text('done')\n"
+    "sys.stdout.write('second line\\n')\n"
+)
+
+
+def test_a_gated_child_does_nothing_past_its_first_print_until_the_gate_opens(tmp_path: Path) -> None:
+    marker = tmp_path / "worked"
+    gate = threading.Event()
+    seen: list[str] = []
+    threading.Timer(0.8, gate.set).start()
+    completed = execute.run(
+        _py(_PRINT_THEN_WORK, str(marker)), env=ENV, deadline_s=20, on_stdout=seen.append, stdout_gate=gate
+    )
+    assert gate.is_set()
+    assert completed.exit_code == 0
+    assert seen == ["first line\n", "second line\n"]  # the filler never shows
+    assert completed.stdout == "first line\nsecond line\n"
+    assert marker.read_text() == "done"
+
+
+def test_while_gated_the_child_is_held(tmp_path: Path) -> None:
+    marker = tmp_path / "worked"
+    gate = threading.Event()
+    result: list[execute.Completed] = []
+    runner = threading.Thread(
+        target=lambda: result.append(
+            execute.run(_py(_PRINT_THEN_WORK, str(marker)), env=ENV, deadline_s=20, stdout_gate=gate)
+        )
+    )
+    runner.start()
+    time.sleep(1.0)  # far more than the child needs to reach its first print
+    assert not marker.exists()
+    gate.set()
+    runner.join(20)
+    assert result and result[0].exit_code == 0 and marker.exists()
+
+
+def test_a_gated_child_that_fails_is_not_waited_for() -> None:
+    started = time.monotonic()
+    completed = execute.run(
+        _py("import sys; sys.stderr.write('Fatal: wrong password\\n'); sys.exit(1)"),
+        env=ENV,
+        deadline_s=20,
+        stdout_gate=threading.Event(),  # never set
+    )
+    assert completed.exit_code == 1 and "wrong password" in completed.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_a_gated_child_is_cancelled_and_hits_its_deadline(tmp_path: Path) -> None:
+    scope = execute.CancelScope("drill #7")
+    threading.Timer(0.3, scope.cancel, args=("the repository did not open",)).start()
+    with execute.cancel_scope(scope), pytest.raises(execute.Cancelled, match="did not open"):
+        execute.run(_py(_PRINT_THEN_WORK, str(tmp_path / "a")), env=ENV, deadline_s=60, stdout_gate=threading.Event())
+    completed = execute.run(
+        _py(_PRINT_THEN_WORK, str(tmp_path / "b")), env=ENV, deadline_s=0.5, stdout_gate=threading.Event()
+    )
+    assert completed.timed_out and completed.exit_code is None
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_deadline_can_be_moved_while_the_child_runs() -> None:
+    sooner = execute.Deadline(60)
+    threading.Timer(0.1, sooner.move, args=(0.3,)).start()
+    assert execute.run(("sleep", "30"), env=ENV, deadline_s=sooner).timed_out
+    later = execute.Deadline(0.5)
+    later.move(30)  # before the start: the run keeps the moved value
+    threading.Timer(0.1, later.move, args=(40,)).start()
+    completed = execute.run(("sleep", "1.5"), env=ENV, deadline_s=later)
+    assert completed.exit_code == 0 and not completed.timed_out

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from preuve import __version__, redact
@@ -22,10 +23,11 @@ from preuve.config.model import SftpTarget
 from preuve.config.units import format_bytes, parse_duration, parse_size
 from preuve.drills.checking import Verification
 from preuve.drills.integrity import Subset, check_findings
-from preuve.drills.opening import Consumer, Opened, open_and_list
+from preuve.drills.opening import Consumer, Opened, is_snapshot_id, open_and_list
+from preuve.drills.prestart import PrestartedRestore, can_prestart
 from preuve.drills.result import DrillKind, DrillResult, DrillStatus, Finding
 from preuve.drills.sampling import Sampler, include_pattern, sample_size
-from preuve.drills.sandbox import Sandbox
+from preuve.drills.sandbox import Sandbox, remove_tree
 from preuve.drills.sources import SourceMap, SourceReader, open_source
 from preuve.drills.verify import Expected, Report, Verifier, cpu_workers
 from preuve.errors import FailureClass, PreuveError
@@ -309,6 +311,34 @@ class _Drill:
 
     def _full(self, sandbox: Sandbox) -> tuple[Report, float]:
         """Restore everything. The listing goes to a file in the sandbox, so memory stays flat for any size."""
+        prestarted = self._prestart(sandbox)
+        try:
+            listing, files, size, opened = self._list_to_file(sandbox)
+            snapshot = opened.snapshot
+            self.result.files_in_snapshot = files
+            self.result.bytes_in_snapshot = size
+            if files == 0:
+                raise PreuveError(FailureClass.MISSING_SNAPSHOT, f"Snapshot {snapshot.short_id} holds no file at all.")
+            sandbox.require_space(size)
+
+            def expected() -> Iterator[Expected]:
+                with listing.open(encoding="utf-8", newline="\n") as handle:
+                    for line in handle:
+                        path, size_text, mtime = line.rstrip("\n").split("\t")
+                        yield Expected(
+                            path.replace(chr(0), chr(10)),
+                            int(size_text),
+                            datetime.fromisoformat(mtime) if mtime else None,
+                        )
+
+            report = self._restore_and_verify(sandbox, snapshot, [], size, None, expected, files, prestarted=prestarted)
+            return report, opened.open_s
+        finally:
+            if prestarted is not None:
+                prestarted.stop("the drill ended before its restore started")
+
+    def _list_to_file(self, sandbox: Sandbox) -> tuple[Path, int, int, Opened]:
+        """The snapshot's files as ``path TAB size TAB mtime`` lines (newlines in names as NUL): path, count, bytes."""
         listing = sandbox.path / "listing.tsv"
         files = 0
         size = 0
@@ -337,24 +367,21 @@ class _Drill:
         finally:
             for out in outs:
                 out.close()
-        snapshot = opened.snapshot
-        self.result.files_in_snapshot = files
-        self.result.bytes_in_snapshot = size
-        if files == 0:
-            raise PreuveError(FailureClass.MISSING_SNAPSHOT, f"Snapshot {snapshot.short_id} holds no file at all.")
-        sandbox.require_space(size)
+        return listing, files, size, opened
 
-        def expected() -> Iterator[Expected]:
-            with listing.open(encoding="utf-8", newline="\n") as handle:
-                for line in handle:
-                    path, size_text, mtime = line.rstrip("\n").split("\t")
-                    yield Expected(
-                        path.replace(chr(0), chr(10)),
-                        int(size_text),
-                        datetime.fromisoformat(mtime) if mtime else None,
-                    )
-
-        return self._restore_and_verify(sandbox, snapshot, [], size, None, expected, files), opened.open_s
+    def _prestart(self, sandbox: Sandbox) -> PrestartedRestore | None:
+        """The full restore, started now and held before it writes (see :mod:`.prestart`), when restic allows."""
+        assert self.restic is not None
+        wanted = self.options.snapshot
+        if not can_prestart(self.restic.version) or (wanted is not None and not is_snapshot_id(wanted)):
+            return None
+        return PrestartedRestore(
+            self.restic,
+            commands.restore(wanted.lower() if wanted else "latest", sandbox.restore_dir, verify=True),
+            what=f"restoring snapshot {wanted}" if wanted else "restoring the newest snapshot",
+            deadline_s=self._ls_deadline() + 2 * self.open_timeout_s,  # held at most while opening and listing
+            label=self.target.ref,
+        ).start()
 
     def _restore_and_verify(
         self,
@@ -365,6 +392,8 @@ class _Drill:
         chosen: set[str] | None,
         expected: Callable[[], Iterator[Expected]],
         total: int,
+        *,
+        prestarted: PrestartedRestore | None = None,
     ) -> Report:
         """Restore, and check what came back: from the moment restic starts its own --verify pass (see
         :mod:`.checking`), else once restic exited."""
@@ -374,7 +403,15 @@ class _Drill:
             progress=lambda done: self.progress("verifying", done, total),
         )
         try:
-            self._restore(sandbox, snapshot, patterns, size, chosen, on_stdout=verification.on_restic_line)
+            self._restore(
+                sandbox,
+                snapshot,
+                patterns,
+                size,
+                chosen,
+                on_stdout=verification.on_restic_line,
+                prestarted=prestarted,
+            )
             if not verification.started_early:
                 self.progress("verifying", 0, total)
             report = verification.result()
@@ -391,20 +428,30 @@ class _Drill:
         chosen: set[str] | None,
         *,
         on_stdout: Callable[[str], None] | None = None,
+        prestarted: PrestartedRestore | None = None,
     ) -> None:
         assert self.restic is not None
         count = len(chosen) if chosen is not None else self.result.files_in_snapshot
         self.progress(f"restoring {count} files ({format_bytes(size)})", None, None)
-        args = self._restore_args(sandbox, snapshot, patterns)
-        started = time.monotonic()
-        completed, error = self.restic.run(
-            args,
-            what=f"restoring snapshot {snapshot.short_id}",
-            deadline_s=self._restore_deadline(size),
-            check=False,
-            on_stdout=on_stdout,
-        )
-        self.result.restore_s = round(time.monotonic() - started, 3)
+        deadline_s = self._restore_deadline(size)
+        if prestarted is not None and prestarted.release(snapshot, deadline_s, on_stdout):
+            completed, error = prestarted.result()
+            # from the release: its start (key, lock, index) ran beside the listing, as `open_s` measures it
+            self.result.restore_s = round(time.monotonic() - prestarted.released_at, 3)
+        else:
+            if prestarted is not None:
+                # restic, started on `latest`, was about to restore a newer snapshot than the one chosen
+                remove_tree(sandbox.restore_dir)
+                sandbox.restore_dir.mkdir(mode=0o700)
+            started = time.monotonic()
+            completed, error = self.restic.run(
+                self._restore_args(sandbox, snapshot, patterns),
+                what=f"restoring snapshot {snapshot.short_id}",
+                deadline_s=deadline_s,
+                check=False,
+                on_stdout=on_stdout,
+            )
+            self.result.restore_s = round(time.monotonic() - started, 3)
         self._restore_findings(completed.stderr, chosen)
         if error is not None and error.failure_class is not FailureClass.CORRUPT_DATA:
             raise error

@@ -32,6 +32,11 @@ Consumer = Callable[[str | None], Callable[[LsItem], None]]
 _SNAPSHOT_ID = re.compile(r"[0-9a-f]{1,64}")
 
 
+def is_snapshot_id(text: str) -> bool:
+    """Whether ``text`` can be handed to restic as a snapshot id or prefix (never an option, never a path)."""
+    return bool(_SNAPSHOT_ID.fullmatch(text.lower()))
+
+
 @dataclass(frozen=True)
 class Opened:
     snapshots: list[Snapshot]  # the whole list, oldest first
@@ -53,7 +58,7 @@ def open_and_list(
     ``wanted`` is the snapshot id or prefix asked for (None: the newest). A prefix that is not hexadecimal never
     reaches restic's argv; the snapshot list alone answers it.
     """
-    if wanted is not None and not _SNAPSHOT_ID.fullmatch(wanted.lower()):
+    if wanted is not None and not is_snapshot_id(wanted):
         return _one_after_the_other(restic, choose, consumer, ls_deadline_s=ls_deadline_s)
     scope = execute.CancelScope(f"opening {label}", parent=execute.current_scope())
     opening = _Opening(restic, scope)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import IO
 
 from preuve import redact
 from preuve.drills.result import CommandLog
@@ -212,6 +214,11 @@ def _end(process: subprocess.Popen[bytes]) -> None:
         _kill_group(process.pid, signal.SIGKILL)
 
 
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    assert stream is not None
+    return stream
+
+
 def _close_pipes(process: subprocess.Popen[bytes], stderr_thread: threading.Thread) -> None:
     # close our ends now rather than leaking two descriptors per call until garbage collection
     with contextlib.suppress(OSError):
@@ -222,17 +229,87 @@ def _close_pipes(process: subprocess.Popen[bytes], stderr_thread: threading.Thre
             process.stderr.close()
 
 
+class Deadline:
+    """How long a :func:`run` may take, from its start; its owner may move it while it runs (a child started
+    ahead and held at a gate, whose work is sized only later)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._start = 0.0
+        self._on_expiry: Callable[[], None] | None = None
+        self._timer: threading.Timer | None = None
+
+    def arm(self, start: float, on_expiry: Callable[[], None]) -> None:
+        with self._lock:
+            self._start, self._on_expiry = start, on_expiry
+            self._schedule()
+
+    def move(self, seconds: float) -> None:
+        """``seconds`` from the run's start, instead of the deadline given."""
+        with self._lock:
+            self.seconds = seconds
+            if self._timer is not None:
+                self._timer.cancel()
+                self._schedule()
+
+    def disarm(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._on_expiry = self._timer = None
+
+    def _schedule(self) -> None:
+        if self._on_expiry is None:
+            return
+        self._timer = threading.Timer(max(0.0, self._start + self.seconds - time.monotonic()), self._on_expiry)
+        self._timer.daemon = True
+        self._timer.start()
+
+
+def _full_pipe() -> tuple[int, int, int]:
+    """A pipe whose buffer is already full: (read end, write end, filler bytes to read before the child's)."""
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # the smallest buffer: one page
+        size = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+        os.write(write_end, b"\n" * size)  # fits at once in the empty pipe; the next write blocks
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    return read_end, write_end, size
+
+
+def _wait_for_gate(gate: threading.Event, process: subprocess.Popen[bytes]) -> None:
+    while not gate.wait(0.05):
+        if process.poll() is not None:  # exited (an error, the deadline, a cancel): read what it printed
+            return
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> None:
+    while size > 0 and (chunk := stream.read(size)):
+        size -= len(chunk)
+
+
 def run(
     argv: Sequence[str],
     *,
     env: Mapping[str, str],
-    deadline_s: float,
+    deadline_s: float | Deadline,
     cwd: str | None = None,
     on_stdout: Callable[[str], None] | None = None,
     on_stderr: Callable[[str], None] | None = None,
     keep_stdout: bool = True,
+    stdout_gate: threading.Event | None = None,
 ) -> Completed:
-    """Run argv with a deadline. ``on_stdout`` gets every stdout line (decoded, newline kept)."""
+    """Run argv with a deadline. ``on_stdout`` gets every stdout line (decoded, newline kept).
+
+    ``stdout_gate``: the child gets a stdout pipe that is already full, so its first write to stdout blocks
+    until the event is set (then the filler is read and dropped, and its lines flow as usual). A program that
+    prints before doing anything else can so be started ahead and held at that point (restic restore before 0.16:
+    see :mod:`preuve.drills.prestart`). stderr flows meanwhile; the deadline runs from the start.
+    """
     argv = tuple(argv)
     shown = tuple(redact.mask(a) for a in argv)
     scope = _current_scope.get()
@@ -240,19 +317,27 @@ def run(
         raise Cancelled(scope.reason)
     started_at = datetime.now(UTC)
     start = time.monotonic()
-    log.debug("run %s (deadline %.0fs)", " ".join(shown), deadline_s)
+    deadline = deadline_s if isinstance(deadline_s, Deadline) else Deadline(deadline_s)
+    log.debug("run %s (deadline %.0fs)", " ".join(shown), deadline.seconds)
+    gated = _full_pipe() if stdout_gate is not None else None
     try:
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=gated[1] if gated is not None else subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(env),
             cwd=cwd,
             start_new_session=True,  # its own process group, so the deadline ends restic *and* ssh
         )
     except OSError as exc:
+        if gated is not None:
+            os.close(gated[0])
         raise FileNotFoundError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+    finally:
+        if gated is not None:
+            os.close(gated[1])  # the child has its copy
+    stdout: IO[bytes] = os.fdopen(gated[0], "rb") if gated is not None else _pipe(process.stdout)
     with _running_lock:
         _running[process.pid] = shown[0]
         if scope is not None:
@@ -292,14 +377,14 @@ def run(
 
     stderr_thread = threading.Thread(target=read_stderr, name=f"stderr-{process.pid}", daemon=True)
     stderr_thread.start()
-    timer = threading.Timer(deadline_s, watchdog)
-    timer.daemon = True
-    timer.start()
+    deadline.arm(start, watchdog)
     threading.Thread(target=reaper, name=f"reaper-{process.pid}", daemon=True).start()
     lines = 0
     try:
-        assert process.stdout is not None
-        for raw in process.stdout:
+        if gated is not None and stdout_gate is not None:
+            _wait_for_gate(stdout_gate, process)
+            _read_exactly(stdout, gated[2])
+        for raw in stdout:
             lines += 1
             line = raw.decode("utf-8", errors="replace")
             if keep_stdout:
@@ -313,13 +398,16 @@ def run(
         raise
     finally:
         stdout_done.set()
-        timer.cancel()
+        deadline.disarm()
         stderr_thread.join(TERM_GRACE_S)
         with _running_lock:
             _running.pop(process.pid, None)
             _scoped.pop(process.pid, None)
         _kill_group(process.pid, signal.SIGKILL)  # stray children, if any
         _close_pipes(process, stderr_thread)
+        if gated is not None:
+            with contextlib.suppress(OSError):
+                stdout.close()
     if scope is not None and scope.cancelled:
         log.debug("%s ended: %s", shown[0], scope.reason)
         raise Cancelled(scope.reason)

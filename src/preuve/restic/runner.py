@@ -85,20 +85,27 @@ class Restic:
         args: Iterable[str],
         *,
         what: str,
-        deadline_s: float,
+        deadline_s: float | execute.Deadline,
         on_stdout: Callable[[str], None] | None = None,
         keep_stdout: bool = True,
         check: bool = True,
         note: str = "",
+        stdout_gate: threading.Event | None = None,
     ) -> tuple[execute.Completed, PreuveError | None]:
         version = self.version
         completed = execute.run(
-            self._argv(args), env=self.env, deadline_s=deadline_s, on_stdout=on_stdout, keep_stdout=keep_stdout
+            self._argv(args),
+            env=self.env,
+            deadline_s=deadline_s,
+            on_stdout=on_stdout,
+            keep_stdout=keep_stdout,
+            stdout_gate=stdout_gate,
         )
         if not keep_stdout:
             note = (note + "; " if note else "") + f"stdout: {completed.stdout_lines} lines, not kept"
         self.log.append(completed.to_log(note=note))
-        error = classify(completed, version, what=f"{what} on {self.label}", deadline_s=deadline_s)
+        seconds = deadline_s.seconds if isinstance(deadline_s, execute.Deadline) else deadline_s
+        error = classify(completed, version, what=f"{what} on {self.label}", deadline_s=seconds)
         if error is not None and error.failure_class is FailureClass.REPO_LOCKED:
             holder = lock_holder(completed.stderr)
             if holder:

@@ -29,6 +29,9 @@ class Version:
 # feature -> first version that has it (from restic's changelogs; 0.14 behaviour checked in RESTIC.md)
 FEATURES: dict[str, tuple[int, int, int]] = {
     "restore_json": (0, 16, 0),  # restore --json prints status/summary/error lines
+    # restore prints through a status goroutine: its first stdout line no longer holds it back before it writes
+    # files (before 0.16 a plain blocking write does; see preuve.drills.prestart)
+    "restore_async_output": (0, 16, 0),
     "ls_message_type": (0, 17, 0),  # ls --json tags lines with message_type (struct_type before)
     "restore_include_file": (0, 17, 0),  # restore --include-file
     "exit_code_no_repo": (0, 17, 0),  # exit 10: repository does not exist
