@@ -285,6 +285,7 @@ class DrillRun:
     commands: dict[str, float]  # restic sub-command -> seconds
     first_command_at: float  # seconds from the drill's own start (started_at) to restic's first call
     restore_at: float  # seconds from the drill's own start to the start of `restic restore`
+    restore_end: float  # ... to its end
     status: str
 
 
@@ -334,7 +335,7 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
     )
     commands: dict[str, float] = {}
     started = datetime.fromisoformat(detail["started_at"]) if detail.get("started_at") else None
-    first_at = restore_at = 0.0
+    first_at = restore_at = restore_end = 0.0
     for command in detail.get("commands", []):
         name = _command_name(command["argv"])
         commands[name] = commands.get(name, 0.0) + float(command["duration_s"] or 0)
@@ -344,6 +345,7 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
         first_at = offset if not first_at else min(first_at, offset)
         if name == "restore" and not restore_at:
             restore_at = offset
+            restore_end = offset + float(command["duration_s"] or 0)
     return DrillRun(
         wall_s=done.wall_s,
         cpu_s=done.cpu_s,
@@ -353,6 +355,7 @@ def drill_once(preuve: str, config: Path, ref: str, env: dict[str, str]) -> Dril
         commands=commands,
         first_command_at=first_at,
         restore_at=restore_at,
+        restore_end=restore_end,
         status=result["status"],
     )
 
@@ -542,25 +545,25 @@ def _bench(args: argparse.Namespace, preuve: str, size: int, work: Path) -> int:
     print()
     print("Where a drill's time goes (medians, seconds; from `drill show ID --json --log`):")
     print(
-        f"{'variant':<12}{'wall':>7}{'startup+db':>11}{'pre-restic':>11}{'version':>8}{'snapshots':>10}{'ls':>7}"
-        f"{'open+ls':>8}{'restore':>8}{'after':>7}{'restore at':>11}"
+        f"{'variant':<12}{'wall':>7}{'startup+db':>11}{'pre-restic':>11}{'snapshots':>10}{'ls':>7}"
+        f"{'restore':>8}{'restore at':>11}{'ends at':>8}{'after':>7}"
     )
     for variant, runs in drills.items():
         print(
             f"{variant:<12}{_med(runs, lambda d: d.wall_s):7.2f}{_med(runs, lambda d: d.wall_s - d.duration_s):11.2f}"
-            f"{_med(runs, lambda d: d.first_command_at):11.2f}{_med(runs, lambda d: d.commands.get('version', 0)):8.2f}"
+            f"{_med(runs, lambda d: d.first_command_at):11.2f}"
             f"{_med(runs, lambda d: d.commands.get('snapshots', 0)):10.2f}{_med(runs, lambda d: d.commands.get('ls', 0)):7.2f}"
-            f"{_med(runs, lambda d: d.restore_at - d.first_command_at):8.2f}"
-            f"{_med(runs, lambda d: d.restore_s):8.2f}"
-            f"{_med(runs, lambda d: d.duration_s - d.restore_at - d.restore_s):7.2f}"
-            f"{_med(runs, lambda d: d.restore_at):11.2f}"
+            f"{_med(runs, lambda d: d.commands.get('restore', 0)):8.2f}"
+            f"{_med(runs, lambda d: d.restore_at):11.2f}{_med(runs, lambda d: d.restore_end):8.2f}"
+            f"{_med(runs, lambda d: d.duration_s - d.restore_end):7.2f}"
         )
     print(
         "  startup+db = wall - duration_s (Python start-up and imports, configuration, SQLite before and after);\n"
-        "  pre-restic = from the drill's start to its first restic call; snapshots, ls = each call's own duration\n"
-        "  (they may run at the same time); open+ls = from the first restic call to the start of `restic restore`;\n"
-        "  after = from the end of `restic restore` to the drill's end (the verification not overlapped with\n"
-        "  restic's own --verify pass, sandbox removal); restore at = when, after the drill's start, the restore began."
+        "  pre-restic = from the drill's start to its first restic call (`version`); snapshots, ls, restore = each\n"
+        "  restic call's own duration (they may overlap: a full drill starts its restore beside the listing, held\n"
+        "  before it writes); restore at / ends at = when, after the drill's start, `restic restore` started and\n"
+        "  exited; after = from its exit to the drill's end (the verification not overlapped with restic's own\n"
+        "  --verify pass, releasing the checked files, sandbox removal)."
     )
     serial = statistics.median([p[0] for p in probes])
     both = statistics.median([p[1] for p in probes])
