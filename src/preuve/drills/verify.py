@@ -13,6 +13,7 @@ import itertools
 import os
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from preuve.errors import FailureClass
 
 CHUNK = 1024 * 1024
 WINDOW = 64  # files in flight at once: bounded memory for a full restore of millions of files
+BATCH = 8  # files per task of the thread pool
 MAX_HELD = 100_000  # checked files kept for deletion after restic's own --verify pass, at most
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -328,18 +330,23 @@ class Verifier:
             _unlink(path)
         return outcome
 
+    def _check_batch(self, batch: list[Expected]) -> list[Outcome]:
+        return [self._check(item) for item in batch]
+
     def _run(self, expected: Iterable[Expected]) -> Iterator[Outcome]:
         if self.workers <= 1:
             yield from map(self._check, expected)
             return
+        items = iter(expected)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="verify") as pool:
-            window: list[Future[Outcome]] = []
-            for item in expected:
-                window.append(pool.submit(self._check, item))
-                if len(window) >= WINDOW:
-                    yield window.pop(0).result()
+            # a few files per task: a future per file costs as much as the checks of a small file
+            window: deque[Future[list[Outcome]]] = deque()
+            while batch := list(itertools.islice(items, BATCH)):
+                window.append(pool.submit(self._check_batch, batch))
+                if len(window) >= WINDOW // BATCH:
+                    yield from window.popleft().result()
             for future in window:
-                yield future.result()
+                yield from future.result()
 
 
 def _unlink(path: Path) -> None:
