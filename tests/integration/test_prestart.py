@@ -4,6 +4,7 @@ stopped, and a stopped drill leaves no restic behind."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from preuve.drills.prestart import PrestartedRestore, can_prestart
 from preuve.restic import commands, execute
 from preuve.restic.parse import Snapshot
 from tests.integration.drill_helpers import Setup, make_restic, make_setup
+from tests.support import faults
 from tests.support.fixtures_services import TargetRepo
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("target_repo", ["local"], indirect=True)]
@@ -101,3 +103,29 @@ def test_a_full_drill_in_a_sandbox_without_room_is_refused(tmp_path: Path, targe
         assert setup.sandboxes() == []
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_a_full_drill_on_a_locked_repository_is_stopped_by_the_restore_s_lock(
+    tmp_path: Path, target_repo: TargetRepo
+) -> None:
+    # the snapshot list is read without a lock while the restore holds one: the restore's check must still stop
+    faults.leave_stale_lock(target_repo.store, target_repo.restic_env())
+    setup = make_setup(tmp_path, target_repo)
+    rc, result = setup.drill("--full")
+    assert rc == 3
+    assert result["failure_class"] == "repo-locked", result
+    assert "PID" in result["message"] and "unlock" in result["message"]
+    assert setup.sandboxes() == []
+
+
+def test_the_snapshot_list_is_read_without_a_lock_only_beside_a_held_restore(
+    tmp_path: Path, target_repo: TargetRepo
+) -> None:
+    setup = make_setup(tmp_path, target_repo)
+    for args, unlocked in ((("--full",), True), ((), False)):
+        rc, result = setup.drill(*args)
+        assert rc == 0, result
+        log = json.loads(setup.preuve("drill", "show", str(result["drill_id"]), "--json", "--log").stdout)
+        snapshots = [c["argv"] for c in log["commands"] if "snapshots" in c["argv"]]
+        prestarted = can_prestart(make_restic(tmp_path / f"probe{len(args)}", target_repo).version)
+        assert snapshots and ("--no-lock" in snapshots[0]) is (unlocked and prestarted)

@@ -229,7 +229,7 @@ class _Drill:
     def _restore_deadline(self, size: int) -> float:
         return self.open_timeout_s + 60 + size / self.min_throughput
 
-    def _open_and_list(self, consumer: Consumer) -> Opened:
+    def _open_and_list(self, consumer: Consumer, *, restore_running: bool = False) -> Opened:
         """The snapshot list and the listing of the snapshot to drill, both at once (see :mod:`.opening`)."""
         assert self.restic is not None
         wanted = self.options.snapshot
@@ -241,6 +241,7 @@ class _Drill:
             consumer,
             label=self.target.ref,
             ls_deadline_s=self._ls_deadline(),
+            snapshots_without_lock=restore_running,
         )
         self.result.snapshots = opened.snapshots
         self.result.snapshot_id = opened.snapshot.id
@@ -313,7 +314,7 @@ class _Drill:
         """Restore everything. The listing goes to a file in the sandbox, so memory stays flat for any size."""
         prestarted = self._prestart(sandbox)
         try:
-            listing, files, size, opened = self._list_to_file(sandbox)
+            listing, files, size, opened = self._list_to_file(sandbox, restore_running=prestarted is not None)
             snapshot = opened.snapshot
             self.result.files_in_snapshot = files
             self.result.bytes_in_snapshot = size
@@ -337,7 +338,7 @@ class _Drill:
             if prestarted is not None:
                 prestarted.stop("the drill ended before its restore started")
 
-    def _list_to_file(self, sandbox: Sandbox) -> tuple[Path, int, int, Opened]:
+    def _list_to_file(self, sandbox: Sandbox, *, restore_running: bool) -> tuple[Path, int, int, Opened]:
         """The snapshot's files as ``path TAB size TAB mtime`` lines (newlines in names as NUL): path, count, bytes."""
         listing = sandbox.path / "listing.tsv"
         files = 0
@@ -363,7 +364,7 @@ class _Drill:
             return on_item
 
         try:
-            opened = self._open_and_list(consumer)
+            opened = self._open_and_list(consumer, restore_running=restore_running)
         finally:
             for out in outs:
                 out.close()

@@ -52,16 +52,21 @@ def open_and_list(
     *,
     label: str,
     ls_deadline_s: float,
+    snapshots_without_lock: bool = False,
 ) -> Opened:
     """`snapshots` on a second thread while `ls` streams into ``consumer()`` on this one.
 
     ``wanted`` is the snapshot id or prefix asked for (None: the newest). A prefix that is not hexadecimal never
-    reaches restic's argv; the snapshot list alone answers it.
+    reaches restic's argv; the snapshot list alone answers it. ``snapshots_without_lock``: another restic of this
+    drill holds a lock on the repository meanwhile (a full drill's restore, see :mod:`.prestart`). restic 0.14
+    retries for about 44 s to load a lock file that was listed and is gone, which two locking restics of one
+    drill run at once make likely (one ends during the other's lock check); the restore's lock then stands for
+    both, and its lock check still stops the drill on an exclusive lock.
     """
     if wanted is not None and not is_snapshot_id(wanted):
         return _one_after_the_other(restic, choose, consumer, ls_deadline_s=ls_deadline_s)
     scope = execute.CancelScope(f"opening {label}", parent=execute.current_scope())
-    opening = _Opening(restic, scope)
+    opening = _Opening(restic, scope, no_lock=snapshots_without_lock)
     thread = threading.Thread(
         target=contextvars.copy_context().run, args=(opening.run,), name=f"snapshots {label}", daemon=True
     )
@@ -114,9 +119,10 @@ def _one_after_the_other(restic: Restic, choose: Chooser, consumer: Consumer, *,
 class _Opening:
     """`restic snapshots` on its thread; a failure stops the listing running beside it."""
 
-    def __init__(self, restic: Restic, scope: execute.CancelScope) -> None:
+    def __init__(self, restic: Restic, scope: execute.CancelScope, *, no_lock: bool) -> None:
         self.restic = restic
         self.scope = scope
+        self.no_lock = no_lock
         self.snapshots: list[Snapshot] = []
         self.error: PreuveError | None = None
         self.raised: BaseException | None = None
@@ -126,7 +132,7 @@ class _Opening:
         started = time.monotonic()
         try:
             with execute.cancel_scope(self.scope):
-                self.snapshots = self.restic.snapshots()
+                self.snapshots = self.restic.snapshots(no_lock=self.no_lock)
         except PreuveError as exc:
             self.error = exc
             self.scope.cancel("the repository did not open")

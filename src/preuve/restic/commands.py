@@ -34,8 +34,8 @@ def cat_config() -> Args:
     return ("cat", "config")
 
 
-def snapshots() -> Args:
-    return ("snapshots", "--json")
+def snapshots(*, no_lock: bool = False) -> Args:
+    return ("snapshots", "--json", "--no-lock") if no_lock else ("snapshots", "--json")
 
 
 def ls(snapshot_id: str) -> Args:

@@ -117,8 +117,10 @@ class Restic:
             raise error
         return completed, error
 
-    def snapshots(self) -> list[Snapshot]:
-        completed, _ = self.run(commands.snapshots(), what="opening the repository", deadline_s=self.open_timeout_s)
+    def snapshots(self, *, no_lock: bool = False) -> list[Snapshot]:
+        completed, _ = self.run(
+            commands.snapshots(no_lock=no_lock), what="opening the repository", deadline_s=self.open_timeout_s
+        )
         try:
             return parse_snapshots(completed.stdout)
         except (ValueError, KeyError) as exc:
