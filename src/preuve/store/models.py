@@ -295,3 +295,46 @@ class Attestation(StoreModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     emailed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     email_error: str = Field(default="", sa_type=Text)
+
+
+class WebUser(StoreModel, table=True):
+    """Someone who may log in to the web console: a provider's admin or technician, or a client's user.
+
+    Only the password's argon2 hash is stored. A client user is bound to exactly one client and sees nothing else.
+    """
+
+    __tablename__ = "webuser"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    role: str  # admin | technician | client
+    client_id: str | None = None  # the one client a "client" user may see; None for the provider's staff
+    password_hash: str
+    failed_logins: int = 0  # consecutive failed logins; reset by a successful one or `preuve users reset`
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class WebSession(StoreModel, table=True):
+    """A logged-in browser. The cookie holds a random secret; only its SHA-256 is stored here."""
+
+    __tablename__ = "websession"
+
+    id: str = Field(primary_key=True)  # hex SHA-256 of the cookie's secret
+    user_id: int = Field(foreign_key="webuser.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    expires_at: datetime = Field(sa_type=UTCDateTime())
+    address: str = ""  # the client address that logged in, for the record
+
+
+class ApiToken(StoreModel, table=True):
+    """A token for scripts (`Authorization: Bearer ...`), shown once when created; only its SHA-256 is stored."""
+
+    __tablename__ = "apitoken"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="webuser.id", index=True)
+    token_hash: str = Field(unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
