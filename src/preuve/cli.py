@@ -1034,6 +1034,14 @@ def ledger_note(
     typer.echo(f"{client}: note recorded as entry {entry.seq}, hash {entry.entry_hash}")
 
 
+# --- web console: `preuve users ...` and `preuve web` (code in preuve.web.cli) ----------------------------------
+
+from preuve.web.cli import users_app, web_command  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.command("web")(web_command)
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
 
