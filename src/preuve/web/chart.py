@@ -40,13 +40,16 @@ def snapshot_age_svg(points: list[tuple[datetime, timedelta | None]], rpo: timed
         if len(seg) > 1
     )
     rpo_y = y(rpo.total_seconds())
+    highest = top / 1.15
     ticks = "".join(
-        f'<text x="{LEFT - 6}" y="{y(top * f) + 4:.1f}" text-anchor="end">{escape(age(top * f))}</text>'
-        for f in (0.0, 0.5, 1.0 / 1.15)
+        f'<text x="{LEFT - 6}" y="{y(highest * f) + 4:.1f}" text-anchor="end">{escape(age(highest * f))}</text>'
+        for f in (0.0, 0.5, 1.0)
     )
+    anchors = ("start", "middle", "middle", "middle", "end")
     days = "".join(
-        f'<text x="{x(m):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{m:%m-%d}</text>'
-        for m in (start + (end - start) * i / 4 for i in range(5))
+        f'<text x="{x(start + (end - start) * i / 4):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
+        f"{start + (end - start) * i / 4:%m-%d}</text>"
+        for i, anchor in enumerate(anchors)
     )
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
