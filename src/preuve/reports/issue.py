@@ -38,8 +38,8 @@ from preuve.config.loader import Config
 from preuve.reports import keys as keyfiles
 from preuve.reports.catalogue import text
 from preuve.reports.formats import Lang, language
-from preuve.reports.pades import sign_pdf
-from preuve.reports.render import render_html, render_pdf
+from preuve.reports.pades import PdfSigningError, sign_pdf
+from preuve.reports.render import RenderError, render_html, render_pdf
 from preuve.reports.statement import build_statement, canonical_json, sign_envelope
 from preuve.reports.view import Files, plan_verdict, restorable_answer
 from preuve.store.db import Store
@@ -54,6 +54,10 @@ PredicateBuilder = Callable[..., dict[str, Any]]
 
 class AttestationError(Exception):
     """The attestation could not be issued; one sentence saying what to do. Nothing was recorded."""
+
+
+# Everything issuing raises for a reason an operator can act on (each with its sentence).
+ISSUE_ERRORS: tuple[type[Exception], ...] = (AttestationError, keyfiles.KeysError, RenderError, PdfSigningError)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from preuve.reports import keys as keyfiles
 
@@ -53,6 +54,13 @@ def sign_pdf(pdf: bytes, keys_dir: Path, *, reason: str = "Preuve continuity att
     return signed
 
 
+def pinned_certificate(predicate: dict[str, Any]) -> str | None:
+    """The PDF certificate's SHA-256 that a (verified) statement names, if it names one."""
+    signing = predicate.get("signing")
+    value = signing.get("certificate_sha256") if isinstance(signing, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass
 class PdfSignatureCheck:
     """What the check found; ``problems`` is empty when the signature is valid and pinned."""
@@ -71,8 +79,8 @@ def check_pdf_signature(pdf: bytes, expected_certificate_sha256: str | None) -> 
     """Check the PAdES signature offline; ``expected_certificate_sha256`` is what the verified statement names."""
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
