@@ -256,6 +256,12 @@ FAILURE_CLASSES: dict[str, tuple[str, str]] = {
     "content-mismatch": ("Contenu restauré différent de l'original", "Restored content differs from the original"),
     "stale": ("Sauvegarde trop ancienne", "Backup too old"),
     "policy-violation": ("Règle du plan non respectée", "Plan rule not met"),
+    "suspicious-content": (
+        "Contenu suspect (fichiers qui semblent chiffrés par un rançongiciel)",
+        "Suspicious content (files that look encrypted by ransomware)",
+    ),
+    "timeout": ("Délai dépassé", "Timed out"),
+    "sandbox": ("Problème de l'espace de test (disque de restauration)", "Test area problem (restore disk)"),
     "internal": ("Erreur interne de Preuve", "Preuve internal error"),
 }
 
