@@ -166,7 +166,11 @@ class StandInBuilder:
 
     def __call__(self, config: Any, store: Any, client_id: str, month: str, *, now: datetime | None = None) -> Any:
         self.calls.append((client_id, month))
-        return self.make(client_id, month)
+        predicate = self.make(client_id, month)
+        client = getattr(config, "clients", {}).get(client_id)
+        if client is not None:  # as the real builder does: the name and language of the job file
+            predicate["client"].update(name=client.job.client, language=client.job.language)
+        return predicate
 
 
 def install_builder(monkeypatch: pytest.MonkeyPatch, builder: Builder) -> None:

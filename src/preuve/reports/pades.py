@@ -79,10 +79,7 @@ def check_pdf_signature(pdf: bytes, expected_certificate_sha256: str | None) -> 
     """Check the PAdES signature offline; ``expected_certificate_sha256`` is what the verified statement names."""
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko.sign.validation.errors import SignatureValidationError
-    from pyhanko.sign.validation.status import SignatureCoverageLevel
-    from pyhanko_certvalidator import ValidationContext
 
     check = PdfSignatureCheck()
     try:
@@ -97,7 +94,20 @@ def check_pdf_signature(pdf: bytes, expected_certificate_sha256: str | None) -> 
     if len(signatures) > 1:
         check.problems.append(f"the PDF carries {len(signatures)} signatures; an attestation carries exactly one")
         return check
-    embedded = signatures[0]
+    try:
+        _validate(signatures[0], expected_certificate_sha256, check)
+    except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
+        check.problems.append(f"the PDF signature cannot be validated: {exc}")
+    except Exception as exc:  # a damaged signature can fail deep in the ASN.1 or crypto libraries
+        check.problems.append(f"the PDF signature cannot be validated ({type(exc).__name__}: {exc})")
+    return check
+
+
+def _validate(embedded: Any, expected_certificate_sha256: str | None, check: PdfSignatureCheck) -> None:
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
     cert = embedded.signer_cert
     check.certificate_sha256 = cert.sha256.hex()
     check.signer = cert.subject.human_friendly
@@ -113,11 +123,7 @@ def check_pdf_signature(pdf: bytes, expected_certificate_sha256: str | None) -> 
     # Pinned above, so the certificate may be its own anchor; valid at the moment it says it signed (an old
     # attestation stays checkable after its certificate expires), and nothing is fetched.
     context = ValidationContext(trust_roots=[cert], allow_fetching=False, moment=moment)
-    try:
-        status = validate_pdf_signature(embedded, context)
-    except (SignatureValidationError, PdfError, ValueError) as exc:
-        check.problems.append(f"the PDF signature cannot be validated: {exc}")
-        return check
+    status = validate_pdf_signature(embedded, context)
     if not status.intact:
         check.problems.append("the PDF was modified after it was signed (its digest no longer matches the signature)")
     elif not status.valid:
@@ -126,4 +132,3 @@ def check_pdf_signature(pdf: bytes, expected_certificate_sha256: str | None) -> 
         check.problems.append("the PDF's signing certificate is not valid for signing documents at its signing time")
     if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         check.problems.append("the PDF signature does not cover the entire file: something was added after signing")
-    return check
