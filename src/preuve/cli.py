@@ -859,6 +859,13 @@ def _print_attested(statement: Any) -> None:
             typer.echo(f"  {name}: {'unknown' if value is None else json.dumps(value)}")
         elif isinstance(value, str | int | float):
             typer.echo(redact.mask(f"  {name}: {value}"))
+    # The attestation predicate's own layout: who, which month, and the plain headline.
+    client, period, headline = (statement.predicate.get(k) for k in ("client", "period", "headline"))
+    if isinstance(client, dict) and isinstance(period, dict):
+        typer.echo(redact.mask(f"  attests: {client.get('name') or client.get('id')} ({client.get('id')}), "
+                               f"month {period.get('month')}"))  # fmt: skip
+    if isinstance(headline, dict):
+        typer.echo(f"  restorable: {headline.get('restorable', 'unknown')}; plan met: {headline.get('plan', 'unknown')}")
 
 
 def _attested_head(statement: Any) -> tuple[str | None, int | None]:
