@@ -28,7 +28,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from preuve.cli import app
-from preuve.config.loader import Config, load_config
+from preuve.config.loader import Config
 from preuve.reports.issue import Issued, _claim, issue_attestation
 from preuve.reports.keys import init_keys, key_info, keyid_of, load_public_key, rotate_keys
 from preuve.reports.pades import check_pdf_signature, sign_pdf
@@ -37,46 +37,13 @@ from preuve.reports.statement import build_statement, sign_envelope
 from preuve.reports.view import Files
 from preuve.store.db import Store
 from preuve.store.models import Attestation
+from tests.integration.attest_helpers import write_config
 from tests.integration.drill_helpers import PREUVE
 from tests.support.predicates import StandInBuilder, full_month, install_builder, month_without_drills
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-JOB = """\
-client: {name}
-language: {language}
-contacts: [{contacts}]
-targets:
-  nas:
-    kind: local
-    path: /srv/restic/{client}/nas
-    password_file: secrets/{client}.pass
-    location: onsite
-    media: nas
-  offsite:
-    kind: local
-    path: /srv/restic/{client}/offsite
-    password_file: secrets/{client}.pass
-    location: offsite
-    media: object-storage
-"""
-
-
-def write_config(folder: Path, database: str, *, smtp_port: int | None = None) -> Config:
-    """A configuration folder with two clients (acme in French, beta in English, without contacts) and keys."""
-    (folder / "jobs").mkdir(parents=True, exist_ok=True)
-    smtp = (
-        f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nfrom = "Preuve <preuve@provider.example>"\ntimeout = "5s"\n'
-    )
-    (folder / "preuve.toml").write_text(f'database = "{database}"\n' + (smtp if smtp_port else ""))
-    (folder / "jobs" / "acme.yaml").write_text(
-        JOB.format(client="acme", name="ACME Bâtiment", language="fr", contacts="direction@acme.example")
-    )
-    (folder / "jobs" / "beta.yaml").write_text(JOB.format(client="beta", name="Beta Ltd", language="en", contacts=""))
-    if not (folder / "keys").exists():
-        init_keys(folder / "keys", common_name="Infogérance Test SARL")
-    return load_config(folder)
 
 
 @pytest.fixture
