@@ -475,3 +475,20 @@ def test_two_monthly_issuers_at_once_record_one_first_version(store_url: str, tm
     ]
     assert _verify(out / "acme-2026-10.pdf", next(out.glob("preuve-key-*.pem"))).returncode == 0
     shutil.rmtree(out)
+
+
+def test_the_demo_ends_with_an_attestation_and_the_command_that_verifies_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from preuve.demo import run_demo
+
+    install_builder(monkeypatch, StandInBuilder())
+    said: list[str] = []
+    assert run_demo(tmp_path / "demo", echo=said.append) == 0, "\n".join(said)
+    command = next(x for x in said if x.startswith("Verify it:")).split(":", 1)[1].split()
+    assert command[:2] == ["preuve", "verify"]
+    pdf = Path(command[2])
+    assert pdf.parent == tmp_path / "demo" / "config" / "attestations" / "demo"
+    assert pdf.with_name(pdf.stem + ".statement.json").is_file()
+    done = _preuve(*command[1:])
+    assert done.returncode == 0, done.stdout + done.stderr
