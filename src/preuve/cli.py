@@ -865,7 +865,9 @@ def _print_attested(statement: Any) -> None:
         typer.echo(redact.mask(f"  attests: {client.get('name') or client.get('id')} ({client.get('id')}), "
                                f"month {period.get('month')}"))  # fmt: skip
     if isinstance(headline, dict):
-        typer.echo(f"  restorable: {headline.get('restorable', 'unknown')}; plan met: {headline.get('plan', 'unknown')}")
+        typer.echo(
+            f"  restorable: {headline.get('restorable', 'unknown')}; plan met: {headline.get('plan', 'unknown')}"
+        )
 
 
 def _attested_head(statement: Any) -> tuple[str | None, int | None]:
