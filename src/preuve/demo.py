@@ -24,7 +24,31 @@ from preuve.restic import commands, execute
 from preuve.restic.environment import child_env
 
 Echo = Callable[[str], None]
-WORDS = ["facture", "devis", "chantier", "client", "patient", "rendez-vous", "dossier", "compte", "bilan", "salaire", "contrat", "plan", "invoice", "quote", "site", "customer", "appointment", "record", "account", "balance", "payroll", "agreement", "drawing"]
+WORDS = [
+    "facture",
+    "devis",
+    "chantier",
+    "client",
+    "patient",
+    "rendez-vous",
+    "dossier",
+    "compte",
+    "bilan",
+    "salaire",
+    "contrat",
+    "plan",
+    "invoice",
+    "quote",
+    "site",
+    "customer",
+    "appointment",
+    "record",
+    "account",
+    "balance",
+    "payroll",
+    "agreement",
+    "drawing",
+]
 
 
 def make_dataset(root: Path, *, files: int = 1200, seed: int = 7) -> Path:
