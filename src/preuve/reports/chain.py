@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import DateTime, Row, Table, select, type_coerce
 from sqlalchemy.engine import Connection
@@ -47,7 +47,8 @@ def _text(value: Any) -> str:
 def verify_client(store: Store, client: str) -> ledger.LedgerProblem | None:
     """The first problem of ``client``'s chain, or None when it is intact (an empty chain is intact)."""
     with store.connection() as connection:
-        rows: list[Row[Any]] = list(
+        rows = cast(
+            list[Row[Any]],
             connection.execute(
                 select(
                     _LEDGER.c.seq,
@@ -61,7 +62,7 @@ def verify_client(store: Store, client: str) -> ledger.LedgerProblem | None:
                 )
                 .where(_LEDGER.c.client_id == client)
                 .order_by(_LEDGER.c.seq, _LEDGER.c.id)
-            ).all()
+            ).all(),
         )
         intact = _links_hold(client, rows) and _sources_hold(connection, client, rows)
         if intact and ledger._unrecorded_problem(connection, client, rows) is None:
