@@ -76,7 +76,7 @@ from preuve.errors import ConfigurationError, FailureClass, PreuveError
 from preuve.policies.model import Policy
 from preuve.reports import month_policy
 from preuve.reports.chain import verify_client
-from preuve.reports.month_drills import RESTORE_KINDS, Drill, Incident, drill_of, drills_of, incidents
+from preuve.reports.month_drills import RESTORE_KINDS, Drill, drill_of, drills_of, incidents
 from preuve.reports.month_ledger import DRILL_KINDS, Entry, Slice, read_back, read_kind, read_slice
 from preuve.reports.month_targets import TargetInput, target_block
 from preuve.reports.values import iso_z, when_us
@@ -292,4 +292,4 @@ class _ProbesNeeded:
         return not self.missing or entry.recorded_at < self.floor
 
 
-__all__ = ["AttestationError", "Incident", "build_predicate"]
+__all__ = ["AttestationError", "build_predicate"]
