@@ -101,10 +101,8 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
     for row in rows:
         if row.kind != "note" and row.ref_table in ledger._SOURCES and row.ref_id is not None:
             wanted.setdefault(row.ref_table, set()).add(row.ref_id)
-    sources = {
-        table: _probe_sources(connection, client, ids) if table == "probe" else ledger._SOURCES[table](connection, ids)
-        for table, ids in wanted.items()
-    }
+    probes = _probe_texts(connection, client, wanted.pop("probe", set()))
+    sources = {table: ledger._SOURCES[table](connection, ids) for table, ids in wanted.items()}
     note_drills = {row.ref_id for row in rows if row.kind == "note" and row.ref_id is not None}
     owners: dict[int, str] = {}
     for chunk in ledger._chunks(note_drills):
@@ -130,10 +128,16 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
                 return False
             continue
         key = (row.ref_table, row.ref_id)
-        source = sources[row.ref_table].get(row.ref_id)
-        if key in seen or source is None:
+        if key in seen:
             return False
         seen.add(key)
+        if row.ref_table == "probe":
+            if probes.get(row.ref_id) != row.payload or row.kind != "probe":
+                return False
+            continue
+        source = sources[row.ref_table].get(row.ref_id)
+        if source is None:
+            return False
         owner, kind, payload = source
         if owner != client or kind != row.kind:
             return False
@@ -144,33 +148,46 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
 
 
 # ------------------------------------------------------------------------------------------------------- probes
-# Probes are most of a chain (one an hour per target). This reads them as :func:`ledger._probe_payload` does, with
-# two shortcuts: the facts text, identical from one probe to the next, is parsed once per distinct text, and times
-# are taken as the driver returns them (SQLite: naive UTC) rather than through the column type. A difference
-# from the ledger's reader can only make a payload differ, which sends the chain to the ledger's own walk.
+# Probes are most of a chain (one an hour per target). Their entries' text is written here directly, in canonical
+# form, from the columns :func:`ledger._probe_payload` reads: keys in sorted order, strings JSON-escaped as
+# json.dumps does, the facts text (identical from one probe to the next) parsed and re-encoded once per distinct
+# text, times taken as the driver returns them (SQLite: naive UTC). Anything this gets wrong can only make a text
+# differ from the stored one, which sends the chain to the ledger's own walk.
 
 
-def _us(value: datetime | None) -> int | None:
+def _us(value: datetime | None) -> str:
     if value is None:
-        return None
+        return "null"
     if value.tzinfo is None:
-        return (value - _EPOCH_NAIVE) // _US
-    return ledger.micros(value)
+        return str((value - _EPOCH_NAIVE) // _US)
+    return str(ledger.micros(value))
 
 
-def _probe_sources(
-    connection: Connection, client: str, ids: Iterable[int]
-) -> dict[int, tuple[str, str, dict[str, Any]]]:
-    """The client's probes among ``ids``, read in one pass over its targets' probes in the ids' range (a year of
-    hourly probes is one query, not one per 500 ids). A probe recorded in this chain but belonging to another
-    client is simply not found here, which the ledger's walk then reports."""
+def _number(value: Any) -> str:
+    return "null" if value is None else str(int(value))
+
+
+class _Strings(dict[Any, str]):
+    """JSON strings (or null), encoded once per distinct value: hosts, versions and messages repeat."""
+
+    def __missing__(self, value: Any) -> str:
+        encoded = "null" if value is None else _text(str(value))
+        self[value] = encoded
+        return encoded
+
+
+def _probe_texts(connection: Connection, client: str, ids: Iterable[int]) -> dict[int, str]:
+    """Probe id -> the canonical payload text its entry must hold, for the client's probes among ``ids``, read in one
+    pass over its targets' probes in the ids' range. A probe recorded in this chain but belonging to another client
+    is not found here, which the ledger's walk then reports."""
     wanted = set(ids)
     if not wanted:
         return {}
     p = _PROBE.c
     raw = DateTime(timezone=True)
-    facts_seen: dict[str, dict[str, Any]] = {}
-    found: dict[int, tuple[str, str, dict[str, Any]]] = {}
+    strings = _Strings()
+    facts_seen: dict[str, str] = {}
+    found: dict[int, str] = {}
     rows = connection.execute(
         select(
             p.id,
@@ -190,39 +207,49 @@ def _probe_sources(
             p.host,
             p.facts,
             _TARGET.c.ref,
-            _TARGET.c.client_id,
         )
         .join(_TARGET, p.target_id == _TARGET.c.id)
         .where(_TARGET.c.client_id == client, p.id >= min(wanted), p.id <= max(wanted))
     )
-    for row in rows:
-        if row.id not in wanted:
+    flag = {None: "null", True: "true", False: "false"}
+    for (
+        probe_id,
+        ok,
+        failure_class,
+        message,
+        started_at,
+        finished_at,
+        reachable,
+        credentials_ok,
+        repository_opens,
+        repository_id,
+        snapshot_count,
+        newest_snapshot_id,
+        newest_snapshot_time,
+        restic_version,
+        host,
+        facts_text,
+        ref,
+    ) in rows:
+        if probe_id not in wanted:
             continue
-        facts = facts_seen.get(row.facts)
+        facts = facts_seen.get(facts_text)
         if facts is None:
             try:
-                facts = ledger._integral(json.loads(row.facts)) if row.facts else {}
+                parsed = ledger._integral(json.loads(facts_text)) if facts_text else {}
             except ValueError:
-                facts = {"unreadable": row.facts}
-            facts_seen[row.facts] = facts
-        payload = {
-            "probe": row.id,
-            "target": row.ref,
-            "ok": row.ok,
-            "failure_class": row.failure_class,
-            "message": row.message,
-            "started_at": _us(row.started_at),
-            "finished_at": _us(row.finished_at),
-            "reachable": row.reachable,
-            "credentials_ok": row.credentials_ok,
-            "repository_opens": row.repository_opens,
-            "repository_id": row.repository_id,
-            "snapshot_count": row.snapshot_count,
-            "newest_snapshot_id": row.newest_snapshot_id,
-            "newest_snapshot_time": _us(row.newest_snapshot_time),
-            "restic_version": row.restic_version,
-            "host": row.host,
-            "facts": facts,
-        }
-        found[row.id] = (row.client_id, "probe", payload)
+                parsed = {"unreadable": facts_text}
+            facts = facts_seen[facts_text] = _text(parsed)
+        # The keys of ledger._probe_payload plus "ref", in sorted order.
+        found[probe_id] = (
+            f'{{"credentials_ok":{flag[credentials_ok]},"facts":{facts},'
+            f'"failure_class":{strings[failure_class]},"finished_at":{_us(finished_at)},'
+            f'"host":{strings[host]},"message":{strings[message]},'
+            f'"newest_snapshot_id":{strings[newest_snapshot_id]},'
+            f'"newest_snapshot_time":{_us(newest_snapshot_time)},"ok":{flag[ok]},"probe":{probe_id},'
+            f'"reachable":{flag[reachable]},"ref":{{"id":{probe_id},"table":"probe"}},'
+            f'"repository_id":{strings[repository_id]},"repository_opens":{flag[repository_opens]},'
+            f'"restic_version":{strings[restic_version]},"snapshot_count":{_number(snapshot_count)},'
+            f'"started_at":{_us(started_at)},"target":{strings[ref]}}}'
+        )
     return found
