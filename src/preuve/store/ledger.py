@@ -414,6 +414,57 @@ def record_policy_flip(connection: Connection, flip_id: int) -> LedgerEntry:
     return _record(connection, "flip", flip_id, "flip")
 
 
+def record_bulk(connection: Connection, items: Sequence[tuple[str, int, datetime]]) -> int:
+    """Append many source rows at once: ``(table, id, recorded_at)`` in the order given, each entry exactly what
+    :func:`record_drill`, :func:`record_probe` or :func:`record_policy_flip` would append at ``recorded_at``.
+
+    For imports and benchmarks of years of history: sources are read in chunks and entries inserted in batches
+    instead of one statement per row. The caller's transaction holds every client's lock, as :func:`append` does.
+    Returns the number of entries appended; LookupError for a row that is not there (or not final).
+    """
+    wanted: dict[str, set[int]] = {}
+    for table, row_id, _ in items:
+        if table not in _SOURCES:
+            raise ValueError(f"the ledger records drillrun, probe and flip rows, not {table!r}")
+        wanted.setdefault(table, set()).add(int(row_id))
+    sources = {table: _SOURCES[table](connection, ids) for table, ids in wanted.items()}
+    heads: dict[str, tuple[int, str, datetime]] = {}
+    rows: list[dict[str, Any]] = []
+    for table, row_id, at in items:
+        source = sources[table].get(int(row_id))
+        if source is None:
+            raise LookupError(f"no {table} {row_id} to record in the ledger (missing, or not final)")
+        client, kind, payload = source
+        if client not in heads:
+            _lock(connection, client)
+            head = _head_row(connection, client)
+            heads[client] = (head.seq, head.entry_hash, head.recorded_at) if head else (0, GENESIS, at)
+        seq, prev, last = heads[client]
+        body = {str(k): v for k, v in payload.items() if k != "ref"}
+        body["ref"] = {"table": table, "id": int(row_id)}
+        _no_floats(body)
+        recorded_us = micros(max(at, last))  # as append: a chain's times never go backwards
+        recorded_at = from_micros(recorded_us)
+        digest = entry_hash(client, seq + 1, kind, recorded_us, body, prev)
+        rows.append(
+            {
+                "client_id": client,
+                "seq": seq + 1,
+                "kind": kind,
+                "ref_table": table,
+                "ref_id": int(row_id),
+                "recorded_at": recorded_at,
+                "payload": canonical(body).decode(),
+                "prev_hash": prev,
+                "entry_hash": digest,
+            }
+        )
+        heads[client] = (seq + 1, digest, recorded_at)
+    for start in range(0, len(rows), _CHUNK * 4):
+        connection.execute(insert(_LEDGER), rows[start : start + _CHUNK * 4])
+    return len(rows)
+
+
 def add_note(store: Store, client_id: str, note: str, by: str, *, drill_id: int | None = None) -> LedgerEntry:
     """A technician's acknowledgement or note (kind "note"), about a drill of the client if ``drill_id``.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, MetaData, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -254,7 +254,13 @@ class LedgerEntry(StoreModel, table=True):
     """One link of a client's hash chain (see :mod:`preuve.store.ledger`); rows are appended, never updated."""
 
     __tablename__ = "ledgerentry"
-    __table_args__ = (UniqueConstraint("client_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("client_id", "seq"),
+        # A month's slice is found by time (the head before it, the head at its end), and an attestation reads
+        # one kind of entry over a seq range (drills of the months before, the last probes before the month).
+        Index("ix_ledgerentry_client_id_recorded_at_seq", "client_id", "recorded_at", "seq"),
+        Index("ix_ledgerentry_client_id_kind_seq", "client_id", "kind", "seq"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     client_id: str = Field(index=True)
