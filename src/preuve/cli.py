@@ -528,7 +528,8 @@ def _print_detail(d: Any, show_log: bool) -> None:
     if show_log:
         typer.echo("\nRestore log:")
         for command in d.commands:
-            code = "running" if command.running else "killed at deadline" if command.timed_out else f"exit {command.exit_code}"
+            code = "killed at deadline" if command.timed_out else f"exit {command.exit_code}"
+            code = "running" if command.running else code
             typer.echo(f"\n$ {' '.join(command.argv)}\n  [{code}, {command.duration_s:.2f} s] {command.note}")
             if command.stdout.strip():
                 typer.echo("  stdout:\n" + _indent(command.stdout))
