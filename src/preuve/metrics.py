@@ -246,7 +246,7 @@ def _final(status: Any) -> Any:
     return func.lower(status).in_(FINAL_STATUSES)
 
 
-def _newest_drill(kind: str, *conditions: Any) -> Any:
+def _newest_drill(kind: str, *conditions: Callable[[Any], Any]) -> Any:
     """The id of the target's (the outer query's ``target`` row) newest finished drill of ``kind`` meeting
     ``conditions``: a backward walk of the index on (target_id, kind, finished_at) that stops at the first match."""
     d = _DRILL.alias("newest")
@@ -266,47 +266,69 @@ def _newest_drill(kind: str, *conditions: Any) -> Any:
     )
 
 
+_MEASURING = {
+    "sample": lambda c: c.estimated_full_restore_s.is_not(None),
+    "full": lambda c: or_(
+        c.estimated_full_restore_s.is_not(None),
+        and_(c.status == DrillStatus.PASSED.value, c.restore_s.is_not(None)),
+    ),
+}
+_KINDS = ("sample", "full", "integrity")
+# Built once: making the aliases costs more than running the queries on a small store.
+_LATEST = select(_TARGET.c.id, *(_newest_drill(kind).label(kind) for kind in _KINDS)).where(
+    _TARGET.c.removed_at.is_(None)
+)
+_MEASURING_OF = {kind: _newest_drill(kind, _MEASURING[kind]).label("drill") for kind in RESTORE_KINDS}
+
+
 def _latest_drills(connection: Connection) -> tuple[dict[tuple[int, str], LastDrill], dict[int, _Measured]]:
     """Per (target, group) the drill that finished last, and per target the restore drill that last measured a
-    full-restore time (an estimate, or a passed full restore's own time), for every watched target."""
-    lookups = {
-        "sample": _newest_drill("sample"),
-        "full": _newest_drill("full"),
-        "integrity": _newest_drill("integrity"),
-        "measured_sample": _newest_drill("sample", lambda c: c.estimated_full_restore_s.is_not(None)),
-        "measured_full": _newest_drill(
-            "full",
-            lambda c: or_(
-                c.estimated_full_restore_s.is_not(None),
-                and_(c.status == DrillStatus.PASSED.value, c.restore_s.is_not(None)),
-            ),
-        ),
-    }
-    per_target = connection.execute(
-        select(_TARGET.c.id, *(lookup.label(name) for name, lookup in lookups.items())).where(
-            _TARGET.c.removed_at.is_(None)
-        )
-    ).all()
-    wanted = sorted({row_id for row in per_target for row_id in row[1:] if row_id is not None})
-    drills: dict[int, Any] = {}
-    for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
-        for row in connection.execute(select(*_drill_columns()).where(_DRILL.c.id.in_(chunk))):
-            drills[row.id] = row
+    full-restore time (an estimate, or a passed full restore's own time), for every watched target.
+
+    The newest drill of a kind usually measured it too; only for a (target, kind) whose newest did not is the
+    measuring one looked for apart.
+    """
+    per_target = [tuple(row) for row in connection.execute(_LATEST)]
+    rows = _drill_rows(connection, [drill_id for row in per_target for drill_id in row[1:]])
+    # per kind: target id -> its newest finished drill of that kind
+    latest: dict[str, dict[int, Any]] = {kind: {} for kind in _KINDS}
+    for target_id, *drill_ids in per_target:
+        for kind, drill_id in zip(_KINDS, drill_ids, strict=True):
+            if drill_id is not None and drill_id in rows:
+                latest[kind][target_id] = rows[drill_id]
+    measuring: dict[str, dict[int, Any]] = {}
+    for kind in RESTORE_KINDS:
+        found = {tid: row for tid, row in latest[kind].items() if _measured(row) is not None}
+        deeper = [tid for tid in latest[kind] if tid not in found]
+        for chunk in (deeper[i : i + 500] for i in range(0, len(deeper), 500)):
+            pairs = connection.execute(select(_TARGET.c.id, _MEASURING_OF[kind]).where(_TARGET.c.id.in_(chunk))).all()
+            more = _drill_rows(connection, [drill_id for _tid, drill_id in pairs])
+            found.update({tid: more[drill_id] for tid, drill_id in pairs if drill_id in more})
+        measuring[kind] = found
     last: dict[tuple[int, str], LastDrill] = {}
     measured: dict[int, _Measured] = {}
-    for row in per_target:
-        found = {name: drills.get(row_id) for name, row_id in zip(lookups, row[1:], strict=True) if row_id}
-        restore = _newer(found.get("sample"), found.get("full"))
+    for target_id, *_ids in per_target:
+        restore = _newer(latest["sample"].get(target_id), latest["full"].get(target_id))
         if restore is not None:
-            last[(row.id, "restore")] = LastDrill(restore.status, restore.finished_at)
-        integrity = found.get("integrity")
+            last[(target_id, "restore")] = LastDrill(restore.status, restore.finished_at)
+        integrity = latest["integrity"].get(target_id)
         if integrity is not None:
-            last[(row.id, "integrity")] = LastDrill(integrity.status, integrity.finished_at)
-        measuring = _newer(found.get("measured_sample"), found.get("measured_full"))
-        value = _measured(measuring) if measuring is not None else None
+            last[(target_id, "integrity")] = LastDrill(integrity.status, integrity.finished_at)
+        best = _newer(measuring["sample"].get(target_id), measuring["full"].get(target_id))
+        value = _measured(best) if best is not None else None
         if value is not None:
-            measured[row.id] = value
+            measured[target_id] = value
     return last, measured
+
+
+def _drill_rows(connection: Connection, ids: Iterable[int | None]) -> dict[int, Any]:
+    """The drills of these ids (None skipped), by id."""
+    wanted = sorted({drill_id for drill_id in ids if drill_id is not None})
+    rows: dict[int, Any] = {}
+    for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
+        for row in connection.execute(select(*_drill_columns()).where(_DRILL.c.id.in_(chunk))):
+            rows[row.id] = row
+    return rows
 
 
 def _newer(first: Any, second: Any) -> Any:
@@ -331,9 +353,9 @@ def _targets(connection: Connection) -> list[TargetRow]:
     return [TargetRow(r.id, r.ref, r.client_id, r.name, r.kind, r.location, r.media) for r in rows]
 
 
-def _newest_snapshots(connection: Connection) -> dict[int, tuple[datetime, int | None]]:
-    """Per watched target: the newest snapshot still in the repository, and its size when a probe measured it
-    (one backward walk of the index on (target_id, time) per target, stopping at the first not gone)."""
+def _newest_snapshot_ids() -> Any:
+    """Per watched target, the id of its newest snapshot still in the repository (a backward walk of the index on
+    (target_id, time) that stops at the first one not gone)."""
     s = _SNAPSHOT.alias("newest")
     newest_id = (
         select(s.c.id)
@@ -343,10 +365,17 @@ def _newest_snapshots(connection: Connection) -> dict[int, tuple[datetime, int |
         .correlate(_TARGET)
         .scalar_subquery()
     )
-    ids = select(newest_id).where(_TARGET.c.removed_at.is_(None))
-    c = _SNAPSHOT.c
-    rows = connection.execute(select(c.target_id, c.time, c.size_bytes).where(c.id.in_(ids)))
-    return {r.target_id: (r.time, r.size_bytes) for r in rows}
+    return select(newest_id).where(_TARGET.c.removed_at.is_(None))
+
+
+_NEWEST_SNAPSHOTS = select(_SNAPSHOT.c.target_id, _SNAPSHOT.c.time, _SNAPSHOT.c.size_bytes).where(
+    _SNAPSHOT.c.id.in_(_newest_snapshot_ids())
+)
+
+
+def _newest_snapshots(connection: Connection) -> dict[int, tuple[datetime, int | None]]:
+    """Per watched target: the newest snapshot still in the repository, and its size when a probe measured it."""
+    return {r.target_id: (r.time, r.size_bytes) for r in connection.execute(_NEWEST_SNAPSHOTS)}
 
 
 def _window(config: Config, client: str) -> timedelta:
