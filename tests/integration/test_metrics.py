@@ -407,3 +407,19 @@ def test_targets_whose_drills_are_old(filled: Store, config: Config) -> None:
             assert m["preuve_drill_failures_30d"][(("failure_class", "corrupt-data"),)] == 0
     finally:
         started.stop()
+
+
+def test_estimate_from_an_older_drill_when_the_newest_measured_nothing(filled: Store, config: Config) -> None:
+    """The newest sample of beta/nas failed before measuring; the estimate is the one an older sample measured."""
+    drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.PASSED, NOW - timedelta(days=5), estimate_s=300.0)
+    drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.PASSED, NOW - timedelta(days=3), estimate_s=450.0)
+    drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.ERROR, NOW - timedelta(hours=2),
+          failure_class=FailureClass.UNREACHABLE)  # fmt: skip
+    started = start_metrics_server(config, filled, cache_s=0)
+    try:
+        assert started.url is not None
+        m = scrape(started.url)
+        assert m["preuve_last_drill_status"][labels(*NAS, drill="restore", status="error")] == 1
+        assert m["preuve_estimated_full_restore_seconds"][labels(*NAS)] == 450.0
+    finally:
+        started.stop()
