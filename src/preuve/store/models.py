@@ -126,8 +126,12 @@ class SnapshotSeen(StoreModel, table=True):
 
 class DrillRun(StoreModel, table=True):
     __tablename__ = "drillrun"
-    # A target's newest drill of a kind in one index lookup (the overview and the metrics endpoint).
-    __table_args__ = (Index("ix_drillrun_target_id_kind_finished_at", "target_id", "kind", "finished_at"),)
+    # A target's newest drill of a kind in one index lookup, and the recent failures without reading the passes
+    # (the overview and the metrics endpoint).
+    __table_args__ = (
+        Index("ix_drillrun_target_id_kind_finished_at", "target_id", "kind", "finished_at"),
+        Index("ix_drillrun_status_finished_at", "status", "finished_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="target.id", index=True)
