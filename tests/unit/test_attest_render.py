@@ -226,7 +226,8 @@ def test_french_page_says_everything_in_french_with_french_formats() -> None:
         "Non résolu à la fin du mois",
         "Fraîcheur des sauvegardes (RPO)",
         "non respecté",
-        "ISO/IEC 27001:2022, mesure A.8.13 (sauvegarde des informations) NIS2 2024/2690 4.2 ANSSI 37 HDS",
+        "Références : ISO/IEC 27001:2022, mesure A.8.13 (sauvegarde des informations) · NIS2 2024/2690 4.2 · "
+        "ANSSI 37 · HDS",
         "Rendre les sauvegardes de nas plus fréquentes",
         "Faire un test de restauration de offsite",
         "« rotate-usb-disk-weekly »",

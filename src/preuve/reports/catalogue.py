@@ -210,6 +210,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "th.measured": ("Mesuré", "Measured"),
     "th.threshold": ("Objectif", "Target"),
     "th.references": ("Références", "References"),
+    "references_line": ("Références : {refs}", "References: {refs}"),
     "reason": ("Détail (tel que noté par le moteur de règles) : {reason}", "Detail: {reason}"),
     "rule_data": (
         "Données techniques : mesuré {measured} ; exigé {required} ; éléments {evidence}",

@@ -148,9 +148,9 @@ class _Fmt:
             return ", ".join(self.value(v) for v in value) if value else "[]"
         if isinstance(value, dict):
             return ", ".join(f"{k}: {self.value(v)}" for k, v in value.items()) if value else "{}"
-        if isinstance(value, str) and _HEX_ID.fullmatch(value):
-            return value[:12] + "…"  # snapshot and pack ids: 12 digits identify them, 64 only fill the page
-        return word(cat.VALUE_WORDS, value, self.lang)
+        shown = word(cat.VALUE_WORDS, value, self.lang)
+        # Snapshot and pack ids: 12 digits identify them, 64 only fill the page.
+        return _HEX_ID.sub(lambda m: m.group(0)[:12] + "…", shown)
 
     def ids(self, value: Any) -> str:
         """A list of drill ids: "8, 9"."""
