@@ -130,6 +130,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "within target {compliance} of the time · longest gap: {gap} · age of the newest one at period end: {age} · "
         "period observed: {observed}",
     ),
+    "d.rpo_value_unobserved": (
+        "part du temps dans l'objectif inconnue (période trop peu observée : {observed}) · plus long écart : {gap} · "
+        "âge de la plus récente en fin de période : {age}",
+        "share of the time within target unknown (too little of the period observed: {observed}) · longest gap: "
+        "{gap} · age of the newest one at period end: {age}",
+    ),
     "d.rpo_unknown": ("aucune mesure de fraîcheur ce mois-ci", "no freshness measurement this month"),
     "d.rto": ("Restauration complète (objectif RTO : {threshold})", "Full restore (RTO target: {threshold})"),
     "d.rto_value": ("durée estimée : {estimate}", "estimated time: {estimate}"),

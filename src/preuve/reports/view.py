@@ -30,7 +30,7 @@ from preuve.reports.formats import (
 )
 
 _RESTORABLE = {"yes", "partly", "no", "unknown"}
-_HEX_ID = re.compile(r"[0-9a-f]{16,}")
+_HEX_ID = re.compile(r"[0-9a-f]{16,}…?")  # with the engine's own "…" when it already cut one
 # The plan's verdict, in the attestation table's vocabulary; the builder may answer yes/no like the headline.
 _PLAN = {"met": "met", "yes": "met", "partly": "partly", "not-met": "not-met", "no": "not-met", "unknown": "unknown"}
 
@@ -238,7 +238,7 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
             text(lang, "d.rpo", threshold=f.duration(rpo.get("threshold_s"))),
             text(
                 lang,
-                "d.rpo_value",
+                "d.rpo_value" if _number(rpo.get("compliance_pct")) is not None else "d.rpo_value_unobserved",
                 compliance=f.percent(rpo.get("compliance_pct")),
                 gap=f.duration(rpo.get("longest_gap_s")),
                 age=f.duration(rpo.get("newest_age_at_end_s")),
