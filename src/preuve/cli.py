@@ -529,6 +529,7 @@ def _print_detail(d: Any, show_log: bool) -> None:
         typer.echo("\nRestore log:")
         for command in d.commands:
             code = "killed at deadline" if command.timed_out else f"exit {command.exit_code}"
+            code = "running" if command.running else code
             typer.echo(f"\n$ {' '.join(command.argv)}\n  [{code}, {command.duration_s:.2f} s] {command.note}")
             if command.stdout.strip():
                 typer.echo("  stdout:\n" + _indent(command.stdout))

@@ -1,7 +1,8 @@
 """End to end in a real browser: Debian's chromium, driven headless by Playwright, against `preuve daemon` serving
 the console on 127.0.0.1 with a real local restic repository.
 
-A technician logs in, starts a drill and watches it finish, opens its restore log, acknowledges a failed drill
+A technician logs in, starts a drill and watches it finish, opens its restore log, follows the log of a drill while
+it runs (its repository's REST server paused for the moment), acknowledges a failed drill
 (a target whose canary checksum is wrong), downloads an attestation; a client's manager logs in and sees only their
 company. Screenshots of each page are saved under the test's tmp folder (``screens/``).
 """
@@ -25,7 +26,7 @@ import pytest
 import yaml
 
 from tests.integration.drill_helpers import PREUVE, Setup, make_setup
-from tests.support.fixtures_services import TargetRepo
+from tests.support.fixtures_services import TargetRepo, TargetTemplate, clone_target_repo
 from tests.support.postgres import free_port
 from tests.support.web import PASSWORD
 
@@ -66,14 +67,15 @@ def _preuve(setup: Setup, *args: str, stdin: str | None = None) -> subprocess.Co
     )
 
 
-def _write_job(setup: Setup) -> None:
-    """Two targets on the same repository: "main" as built, "broken" expecting a canary checksum it cannot match."""
+def _write_job(setup: Setup, remote: TargetRepo) -> None:
+    """Two targets on the same repository: "main" as built, "broken" expecting a canary checksum it cannot match;
+    and "remote", a copy of it behind a REST server the test can pause (a drill that waits, to follow live)."""
     broken = {**setup.spec, "canaries": [{"path": setup.repo.manifest.canary_abs, "sha256": "0" * 64}]}
     job = {
         "client": "ACME Bâtiment",
         "language": "fr",
         "policy": "standard",
-        "targets": {"main": setup.spec, "broken": broken},
+        "targets": {"main": setup.spec, "broken": broken, "remote": remote.write_config(setup.config)},
     }
     (setup.config / "jobs" / "acme.yaml").write_text(yaml.safe_dump(job, allow_unicode=True), encoding="utf-8")
 
@@ -125,9 +127,20 @@ def _wait_http(url: str, daemon: DaemonProcess, timeout: float = 60) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path, target_repo: TargetRepo) -> Iterator[tuple[Setup, str, DaemonProcess]]:
+def remote(tmp_path: Path, target_template_rest: TargetTemplate) -> Iterator[TargetRepo]:
+    repo = clone_target_repo(target_template_rest.repo, tmp_path / "remote")
+    try:
+        yield repo
+    finally:
+        if repo.server is not None:
+            repo.server.resume()  # a failed test must not leave the shared server stopped
+        repo.destroy()
+
+
+@pytest.fixture
+def served(tmp_path: Path, target_repo: TargetRepo, remote: TargetRepo) -> Iterator[tuple[Setup, str, DaemonProcess]]:
     setup = make_setup(tmp_path, target_repo, canary=True)
-    _write_job(setup)
+    _write_job(setup, remote)
     port = free_port()
     setup.write_settings(
         '[daemon]\npoll_every = "1s"\nprobe_every = "1d"\npolicy_every = "1d"\nstop_timeout = "15s"\n'
@@ -146,7 +159,9 @@ def served(tmp_path: Path, target_repo: TargetRepo) -> Iterator[tuple[Setup, str
         assert any(e.get("event") == "daemon.stopped" for e in daemon.events())
 
 
-def test_technician_and_client_in_a_real_browser(served: tuple[Setup, str, DaemonProcess], tmp_path: Path) -> None:
+def test_technician_and_client_in_a_real_browser(
+    served: tuple[Setup, str, DaemonProcess], remote: TargetRepo, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     setup, base, daemon = served
@@ -200,6 +215,27 @@ def test_technician_and_client_in_a_real_browser(served: tuple[Setup, str, Daemo
             assert setup.repo.password not in page.content()
             page.screenshot(path=str(screens / "04-drill-passed-log.png"), full_page=True)
 
+            # A drill followed live: with the REST server paused, restic's first request to the repository waits;
+            # the page shows the command that ended and the one running, before the drill ends.
+            assert remote.server is not None
+            remote.server.pause()
+            try:
+                page.goto(f"{base}/targets/acme/remote")
+                page.locator("select[name=kind]").select_option("sample")
+                page.locator("button", has_text="Run now").click()
+                expect(page).to_have_url(re.compile(r"/drills/\d+$"))
+                running = page.locator("#log .cmd.running")
+                expect(running).to_contain_text("snapshots --json", timeout=60_000)
+                expect(page.locator("#log .cmd").first).to_contain_text("version")
+                expect(page.locator("#status")).to_have_text("running")
+                page.screenshot(path=str(screens / "04b-drill-running-live-log.png"), full_page=True)
+            finally:
+                remote.server.resume()
+            expect(page.locator("#status")).to_have_text("passed", timeout=180_000)
+            expect(page.locator("#log .cmd.running")).to_have_count(0)
+            expect(page.locator("#log")).to_contain_text("restore")
+            assert remote.password not in page.content()
+
             # A failing drill (wrong canary checksum), acknowledged with a note recorded in the ledger.
             page.goto(f"{base}/targets/acme/broken")
             page.locator("select[name=kind]").select_option("sample")
@@ -249,5 +285,6 @@ def test_technician_and_client_in_a_real_browser(served: tuple[Setup, str, Daemo
     acknowledged = [e for e in daemon.events() if e.get("event") == "web.acknowledged"]
     assert acknowledged and acknowledged[0].get("user") == "tech"
     assert all(setup.repo.password not in line for line in daemon.log.read_text().splitlines())
-    for name in ("01-overview", "04-drill-passed-log", "05-drill-failed-acknowledged", "08-client-portal"):
+    names = ("01-overview", "04-drill-passed-log", "04b-drill-running-live-log", "05-drill-failed-acknowledged")
+    for name in (*names, "08-client-portal"):
         assert (screens / f"{name}.png").stat().st_size > 10_000

@@ -94,8 +94,12 @@ class Probe(StoreModel, table=True):
 
 class SnapshotSeen(StoreModel, table=True):
     __tablename__ = "snapshotseen"
-    # The unique constraint's index also serves lookups by target_id (its first column).
-    __table_args__ = (UniqueConstraint("target_id", "snapshot_id"),)
+    # The unique constraint's index also serves lookups by target_id (its first column); the second finds a
+    # target's newest snapshot without reading the others (the overview and the metrics endpoint).
+    __table_args__ = (
+        UniqueConstraint("target_id", "snapshot_id"),
+        Index("ix_snapshotseen_target_id_time", "target_id", "time"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="target.id")
@@ -122,6 +126,12 @@ class SnapshotSeen(StoreModel, table=True):
 
 class DrillRun(StoreModel, table=True):
     __tablename__ = "drillrun"
+    # A target's newest drill of a kind in one index lookup, and the recent failures without reading the passes
+    # (the overview and the metrics endpoint).
+    __table_args__ = (
+        Index("ix_drillrun_target_id_kind_finished_at", "target_id", "kind", "finished_at"),
+        Index("ix_drillrun_status_finished_at", "status", "finished_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="target.id", index=True)
@@ -183,6 +193,9 @@ class DrillCommand(StoreModel, table=True):
     stdout: str = Field(default="", sa_type=Text)
     stderr: str = Field(default="", sa_type=Text)
     note: str = Field(default="", sa_type=Text)
+    # True while the command runs (the live restore log, preuve.drills.live): duration so far and stderr's last
+    # lines, rewritten at most every second or so; the drill's result completes the row when it is recorded.
+    running: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class RepoLock(StoreModel, table=True):

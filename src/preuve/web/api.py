@@ -148,6 +148,7 @@ def log_json(d: DrillDetail) -> dict[str, Any]:
                 "duration_s": c.duration_s,
                 "exit_code": c.exit_code,
                 "timed_out": c.timed_out,
+                "running": c.running,
                 "note": redact.mask(c.note),
                 "stdout": redact.mask(c.stdout),
                 "stderr": redact.mask(c.stderr),

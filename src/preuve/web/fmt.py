@@ -32,3 +32,10 @@ def size(value: int | None) -> str:
 
 def duration(value: float | None) -> str:
     return format_duration(value) if value is not None else "—"
+
+
+def since(value: datetime | None) -> str:
+    """How long ago ``value`` was, as a duration: a running command's time so far, when the page is drawn."""
+    if value is None:
+        return "—"
+    return format_duration(max((datetime.now(UTC) - value).total_seconds(), 0.0))

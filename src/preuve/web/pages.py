@@ -42,7 +42,9 @@ from preuve.web.users import LoginOutcome, User, authenticate, end_session, list
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHART_DAYS = 30
 templates = Jinja2Templates(directory=str(TEMPLATES))
-templates.env.filters.update(age=fmt.age, when=fmt.when, size=fmt.size, duration=fmt.duration, mask=redact.mask)
+templates.env.filters.update(
+    age=fmt.age, when=fmt.when, size=fmt.size, duration=fmt.duration, since=fmt.since, mask=redact.mask
+)
 
 router = APIRouter(include_in_schema=False)
 
