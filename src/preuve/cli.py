@@ -887,15 +887,8 @@ def _attested_head(statement: Any) -> tuple[str | None, int | None]:
 
 def _check_ledger(export: Path, statement: Any) -> list[str]:
     """Problems with the ledger export; an empty list when its chain is intact and ends at the attested head."""
-    import importlib
+    from preuve.store.ledger import verify_export
 
-    try:
-        ledger = importlib.import_module("preuve.store.ledger")
-    except ImportError:
-        ledger = None
-    verify_export = getattr(ledger, "verify_export", None)
-    if verify_export is None:
-        return ["the ledger check is unavailable in this version of preuve (no preuve.store.ledger.verify_export)"]
     try:
         lines = export.read_bytes().splitlines(keepends=True)
     except OSError as exc:
@@ -987,9 +980,16 @@ def attest(
     lang: Annotated[
         str | None, typer.Option("--lang", help="fr or en (default: the client's language in its job file).")
     ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="Attest the current month so far (the document says so); refused without it."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Issue CLIENT's signed attestation for a month: PDF (PAdES), statement (DSSE) and HTML; never overwrites."""
+    """Issue CLIENT's signed attestation for a month: PDF (PAdES), statement (DSSE) and HTML; never overwrites.
+
+    A month that has not ended is refused unless --partial is given: the attestation then covers the month up to
+    now and says so on its first page ("month so far"); the monthly run still issues the complete month."""
     from preuve.reports.issue import ISSUE_ERRORS, AttestationError, check_month, issue_attestation
 
     config = _config()
@@ -1004,15 +1004,19 @@ def attest(
         _die(f"error: {exc.problems[0]}", EXIT_USAGE)
     with _store(config) as store:
         try:
-            issued = issue_attestation(config, store, client, month, out_dir=out, lang=lang)
+            issued = issue_attestation(config, store, client, month, out_dir=out, lang=lang, partial=partial)
+        except AttestationError as exc:  # a month not ended (without --partial) is a usage problem, not a fault
+            code = EXIT_USAGE if exc.reason in ("month-not-ended", "bad-month", "unknown-client") else EXIT_ERROR
+            _die(f"error: {client} {month}: {exc}", code)
         except ISSUE_ERRORS as exc:
             _die(f"error: {client} {month}: {exc}", EXIT_ERROR)
     assert issued is not None  # only the monthly run (first_only) gets None
     if as_json:
         _print_json(issued.as_json())
         return
-    typer.echo(f"{client} {month}: attestation version {issued.version} ({issued.language}), plan {issued.verdict}, "
-               f"restorable {issued.restorable}")  # fmt: skip
+    so_far = " (month so far)" if issued.partial else ""
+    typer.echo(f"{client} {month}{so_far}: attestation version {issued.version} ({issued.language}), "
+               f"plan {issued.verdict}, restorable {issued.restorable}")  # fmt: skip
     for path in (issued.pdf, issued.statement, issued.html, issued.public_key):
         typer.echo(f"  {path}")
     typer.echo(f"verify: preuve verify {issued.pdf} --key {issued.public_key}")

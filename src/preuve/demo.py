@@ -187,16 +187,20 @@ targets:
 
 
 def _attest(config: Config, store: Store, echo: Echo) -> Issued | None:
-    """5. The provider's signing keys and the demo client's attestation for the current month so far."""
+    """5. The provider's signing keys and the demo client's attestation for the current month so far.
+
+    The month has not ended, so it is a partial attestation (the document says "mois en cours" on its first page);
+    the daemon issues the complete month once it is over."""
     from preuve.reports.issue import ISSUE_ERRORS, issue_attestation
     from preuve.reports.keys import init_keys
 
     keys_dir = config.path(config.settings.keys)
     init_keys(keys_dir, common_name="Preuve demo provider")
-    month = f"{datetime.now(UTC):%Y-%m}"
-    echo(f"5. Signing keys in {keys_dir}, and the signed attestation of demo for {month} (so far)")
+    now = datetime.now(UTC)
+    month = f"{now:%Y-%m}"
+    echo(f"5. Signing keys in {keys_dir}, and the signed attestation of demo for {month} so far (month in progress)")
     try:
-        return issue_attestation(config, store, "demo", month)
+        return issue_attestation(config, store, "demo", month, now=now, partial=True)
     except ISSUE_ERRORS as exc:
         echo(f"   attestation not issued: {exc}")
         return None

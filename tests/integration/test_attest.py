@@ -1,7 +1,9 @@
 """Issuing attestations end to end: signed PDF checked by poppler, statement by securesystemslib, `preuve verify`
 against tampering, versions that never overwrite, key rotation, and two issuers racing for the same month.
 
-The content comes from predicates built here (tests/support/predicates.py) until ``build_predicate`` is merged.
+The content is the real builder's (preuve.reports.month.build_predicate) over results recorded through Preuve's own
+paths (tests/integration/month_records.py): acme's October has passes, a failure with a technician's note, a full
+restore and an untested target; beta's October has probes and no drill at all.
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ from preuve.cli import app
 from preuve.config.loader import Config
 from preuve.reports.issue import Issued, _claim, issue_attestation
 from preuve.reports.keys import init_keys, key_info, keyid_of, load_public_key, rotate_keys
+from preuve.reports.month import build_predicate
 from preuve.reports.pades import check_pdf_signature, sign_pdf
 from preuve.reports.render import render_pdf
 from preuve.reports.statement import build_statement, sign_envelope
 from preuve.reports.view import Files
 from preuve.store.db import Store
 from preuve.store.models import Attestation
+from preuve.store.records import sync_config
 from tests.integration.attest_helpers import write_config
 from tests.integration.drill_helpers import PREUVE
-from tests.support.predicates import StandInBuilder, full_month, install_builder, month_without_drills
+from tests.integration.month_records import NOTE, OCT, Clock, Month, build_month, install_clock, probe_month
+from tests.support.predicates import full_month
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +63,37 @@ def db(config: Config) -> Any:
     store.close()
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return install_clock(monkeypatch)
+
+
+@pytest.fixture
+def october(config: Config, db: Store, clock: Clock) -> Month:
+    """acme/nas drilled all October (one failure, fixed, with a note), acme/offsite never; beta/nas only probed."""
+    sync_config(db, config)
+    recorded = build_month(db, clock, "acme", OCT, usb=False)
+    probe_month(db, clock, "beta/nas", OCT)
+    clock.at = datetime.now(UTC)  # anything recorded later in a test is recorded now
+    return recorded
+
+
 def _preuve(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PREUVE_CONFIG"}
     return subprocess.run([*PREUVE, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False)
 
 
-def _issue(config: Config, store: Store, make: Any = full_month, **options: Any) -> Issued:
-    issued = issue_attestation(config, store, "acme", "2026-10", builder=StandInBuilder(make), **options)
+def _issue(config: Config, store: Store, client: str = "acme", **options: Any) -> Issued:
+    issued = issue_attestation(config, store, client, "2026-10", **options)
     assert issued is not None
     return issued
+
+
+def _first_page(pdf: Path) -> str:
+    done = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True
+    )
+    return " ".join(done.stdout.replace("\u00a0", " ").split())
 
 
 def _verify(document: Path, key: Path | None = None, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -88,15 +115,17 @@ def _flip(path: Path, offset: int) -> None:
 
 
 def test_issued_pdf_is_signed_readable_and_named_by_a_signed_statement(
-    config: Config, db: Store, tmp_path: Path
+    config: Config, db: Store, tmp_path: Path, october: Month
 ) -> None:
+    expected = build_predicate(config, db, "acme", "2026-10")
     issued = _issue(config, db)
     out = config.directory / "attestations" / "acme"
     assert issued.pdf == out / "acme-2026-10.pdf"
     assert issued.statement == out / "acme-2026-10.statement.json"
     assert issued.html == out / "acme-2026-10.html"
     assert issued.language == "fr" and issued.version == 1
-    assert (issued.verdict, issued.restorable) == ("partly", "partly")
+    assert (issued.verdict, issued.restorable) == (expected["headline"]["plan"], "partly")
+    assert issued.verdict == "partly" and not issued.partial
     pdf = issued.pdf.read_bytes()
 
     # poppler, independently of pyHanko: the signature is valid and covers the whole document
@@ -114,23 +143,35 @@ def test_issued_pdf_is_signed_readable_and_named_by_a_signed_statement(
         check=True,
         timeout=60,
     )
-    png = tmp_path / "page-1.png"
+    (png,) = tmp_path.glob("page-*.png")  # page-1.png, or page-01.png for a document of 10 pages or more
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-    first = subprocess.run(
-        ["pdftotext", "-f", "1", "-l", "1", str(issued.pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    words = " ".join(first.replace("\u00a0", " ").split())
+    words = _first_page(issued.pdf)
     for phrase in (
         "Attestation de continuité",
         "ACME Bâtiment · octobre 2026",
+        "Période : du 1er octobre 2026 au 31 octobre 2026 inclus (UTC)",
         "Vos sauvegardes ont-elles été restaurées avec succès",
         "En partie",
         "Votre plan de continuité a-t-il été respecté ?",
+        "Sauvegardes testées avec succès ce mois-ci : 1 sur 2.",
         "Oui, le 31 octobre 2026",
         "Non : aucun test réussi",
-        "99,2 %",
+        "32 / 1",  # nas: passed / failed
+        "96,8 %",  # nas: within its 24 h RPO but for the day without a snapshot (96.77 %)
     ):
         assert phrase in words, phrase
+    assert "mois en cours" not in words
+    everything = subprocess.run(["pdftotext", str(issued.pdf), "-"], capture_output=True, text=True, check=True)
+    text_all = " ".join(everything.stdout.replace("\u00a0", " ").split())
+    for phrase in (
+        "Données de sauvegarde endommagées : nas",
+        f"Détecté le 7 octobre 2026 à 03:00 UTC (test n° {october.failed}, par échantillon : échec)",
+        f"Résolu le 8 octobre 2026 à 03:00 UTC (test n° {october.fixed})",
+        NOTE,
+        "Règlement d'exécution (UE) 2024/2690 (NIS2), annexe, point 4.2",
+        "Faire un test de restauration de offsite",
+    ):
+        assert phrase in text_all, phrase
 
     # the statement: an in-toto Statement on the final, signed PDF, in a DSSE envelope securesystemslib accepts
     envelope = json.loads(issued.statement.read_text())
@@ -143,10 +184,9 @@ def test_issued_pdf_is_signed_readable_and_named_by_a_signed_statement(
     predicate = statement["predicate"]
     assert predicate["signing"] == {"keyid": info.keyid, "certificate_sha256": info.certificate_sha256}
     assert predicate["version"] == 1
-    expected = full_month("acme", "2026-10")
-    expected["client"].update(name="ACME Bâtiment", language="fr")
-    assert {k: v for k, v in predicate.items() if k not in ("signing", "version")} == {
-        k: v for k, v in expected.items() if k != "version"
+    assert predicate["partial"] is False and predicate["client"]["name"] == "ACME Bâtiment"
+    assert {k: v for k, v in predicate.items() if k not in ("signing", "version", "generated_at")} == {
+        k: v for k, v in expected.items() if k not in ("version", "generated_at")
     }
     assert issued.public_key.read_text() == info.public_key_pem
 
@@ -163,25 +203,22 @@ def test_issued_pdf_is_signed_readable_and_named_by_a_signed_statement(
     assert "VALID" in done.stdout
 
 
-def test_english_attestation_of_a_month_without_any_drill(config: Config, db: Store, tmp_path: Path) -> None:
-    issued = _issue(config, db, month_without_drills, lang="en")
-    assert issued.language == "en" and issued.verdict == "not-met" and issued.restorable == "no"
-    first = subprocess.run(
-        ["pdftotext", "-f", "1", "-l", "1", str(issued.pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    words = " ".join(first.split())
-    assert "Continuity attestation" in words and "October 2026" in words
+def test_english_attestation_of_a_month_without_any_drill(config: Config, db: Store, october: Month) -> None:
+    issued = _issue(config, db, "beta")  # beta's job file says en
+    assert issued.language == "en" and issued.restorable == "no"
+    words = _first_page(issued.pdf)
+    assert "Continuity attestation" in words and "Beta Ltd · October 2026" in words
     assert "No backup was successfully restored in a test this month." in words
     assert words.count("No: no passing drill") == 2
     assert '<html lang="en">' in issued.html.read_text()
     assert _verify(issued.pdf, issued.public_key).returncode == 0
 
 
-def test_a_later_issue_is_a_new_version_and_never_overwrites(config: Config, db: Store) -> None:
+def test_a_later_issue_is_a_new_version_and_never_overwrites(config: Config, db: Store, october: Month) -> None:
     first = _issue(config, db)
     kept = {p: p.read_bytes() for p in (first.pdf, first.statement, first.html)}
     second = _issue(config, db)
-    third = _issue(config, db, month_without_drills)
+    third = _issue(config, db, lang="en")
     assert second.pdf.name == "acme-2026-10.v2.pdf" and second.statement.name == "acme-2026-10.v2.statement.json"
     assert second.html.name == "acme-2026-10.v2.html" and third.pdf.name == "acme-2026-10.v3.pdf"
     assert {p: p.read_bytes() for p in kept} == kept
@@ -191,11 +228,11 @@ def test_a_later_issue_is_a_new_version_and_never_overwrites(config: Config, db:
     for issued in (first, second, third):
         assert _verify(issued.pdf, issued.public_key).returncode == 0
     # the monthly run never issues a second version
-    assert issue_attestation(config, db, "acme", "2026-10", builder=StandInBuilder(), first_only=True) is None
+    assert issue_attestation(config, db, "acme", "2026-10", first_only=True) is None
     assert len(_rows(db)) == 3
 
 
-def test_files_left_by_a_crash_are_skipped_not_overwritten(config: Config, db: Store) -> None:
+def test_files_left_by_a_crash_are_skipped_not_overwritten(config: Config, db: Store, october: Month) -> None:
     out = config.directory / "attestations" / "acme"
     out.mkdir(parents=True)
     orphan = out / "acme-2026-10.pdf"
@@ -205,7 +242,9 @@ def test_files_left_by_a_crash_are_skipped_not_overwritten(config: Config, db: S
     assert orphan.read_bytes().startswith(b"%PDF-1.7 left by a crash")
 
 
-def test_a_version_taken_by_another_issuer_places_no_file(config: Config, db: Store, tmp_path: Path) -> None:
+def test_a_version_taken_by_another_issuer_places_no_file(
+    config: Config, db: Store, tmp_path: Path, october: Month
+) -> None:
     """The claim itself: the other issuer's row wins, ours is rolled back and none of our files is linked."""
     _issue(config, db)
     staged = tmp_path / "staged.pdf"
@@ -222,7 +261,7 @@ def test_a_version_taken_by_another_issuer_places_no_file(config: Config, db: St
 
 
 @pytest.fixture
-def issued(config: Config, db: Store) -> Issued:
+def issued(config: Config, db: Store, october: Month) -> Issued:
     return _issue(config, db)
 
 
@@ -321,37 +360,51 @@ def test_a_pdf_signed_with_another_certificate_fails(config: Config, issued: Iss
     assert "not the provider's certificate" in done.stderr
 
 
-def test_one_byte_changed_in_the_ledger_export_fails(config: Config, db: Store, tmp_path: Path) -> None:
-    from preuve.store.ledger import add_note, export_month, head_at
-    from preuve.store.records import sync_config
+def test_one_byte_changed_in_the_ledger_export_fails(issued: Issued, db: Store, tmp_path: Path) -> None:
+    from preuve.store.ledger import export_month
 
-    sync_config(db, config)
-    for text in ("Disque du NAS remplacé", "Sauvegarde complète relancée", "Client prévenu"):
-        add_note(db, "acme", text, "j.martin")
-    month = f"{datetime.now(UTC):%Y-%m}"
-
-    def with_real_head(client_id: str, month_: str) -> dict[str, Any]:
-        predicate = full_month(client_id, month_)
-        head = head_at(db, client_id, datetime.now(UTC))
-        predicate["ledger"].update(head=head.entry_hash, seq=head.seq, entries_in_month=3, first_seq_in_month=1)
-        return predicate
-
-    issued = issue_attestation(config, db, "acme", month, builder=StandInBuilder(with_real_head))
-    assert issued is not None
-    export = tmp_path / f"acme-{month}.jsonl"
-    export.write_text("".join(line + "\n" for line in export_month(db, "acme", month)))
+    export = tmp_path / "acme-2026-10.jsonl"
+    export.write_text("".join(line + "\n" for line in export_month(db, "acme", "2026-10")))
     done = _verify(issued.pdf, issued.public_key, "--ledger", str(export))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "is intact and ends at the attested head" in done.stdout
-    _flip(export, export.read_bytes().index(b"Client pr") + 1)
+    _flip(export, export.read_bytes().index(b"Disque du NAS") + 1)
     done = _verify(issued.pdf, issued.public_key, "--ledger", str(export))
     assert done.returncode == 1 and "INVALID" in done.stderr
+
+
+def test_the_month_so_far_is_refused_without_partial_and_says_so_with_it(
+    config: Config, db: Store, october: Month, tmp_path: Path
+) -> None:
+    from preuve.store.ledger import add_note, export_month
+
+    for text in ("Disque du NAS remplacé", "Client prévenu"):
+        add_note(db, "acme", text, "j.martin")  # recorded now, in the current month
+    month = f"{datetime.now(UTC):%Y-%m}"
+    refused = _preuve("--config", str(config.directory), "attest", "acme", "--month", month)
+    assert refused.returncode == 2 and "has not ended yet" in refused.stderr and "--partial" in refused.stderr
+    assert "Traceback" not in refused.stderr and _rows(db) == []
+
+    done = _preuve("--config", str(config.directory), "attest", "acme", "--month", month, "--partial", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["partial"] is True and shown["version"] == 1
+    words = _first_page(Path(shown["pdf"]))
+    assert "(mois en cours)" in words and "Mois en cours : cette attestation ne couvre que le début du mois" in words
+    (row,) = _rows(db)
+    assert row.partial is True
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(line + "\n" for line in export_month(db, "acme", month)))
+    verified = _verify(Path(shown["pdf"]), Path(shown["public_key"]), "--ledger", str(export))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # the monthly run still issues the complete month: a partial version does not count as the month's attestation
+    assert issue_attestation(config, db, "acme", "2026-10", first_only=True) is not None
 
 
 # --- keys ----------------------------------------------------------------------------------------------------------
 
 
-def test_after_a_key_rotation_an_older_attestation_still_verifies(config: Config, db: Store) -> None:
+def test_after_a_key_rotation_an_older_attestation_still_verifies(config: Config, db: Store, october: Month) -> None:
     old = _issue(config, db)
     retired, info = rotate_keys(config.path("keys"))
     assert retired == old.keyid != info.keyid
@@ -369,20 +422,16 @@ def test_after_a_key_rotation_an_older_attestation_still_verifies(config: Config
 # --- the command ---------------------------------------------------------------------------------------------------
 
 
-def test_attest_command_json_default_folder_and_language(
-    config: Config, db: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    builder = StandInBuilder()
-    install_builder(monkeypatch, builder)
+def test_attest_command_json_default_folder_and_language(config: Config, db: Store, october: Month) -> None:
     runner = CliRunner()
     done = runner.invoke(app, ["--config", str(config.directory), "attest", "acme", "--month", "2026-10", "--json"])
     assert done.exit_code == 0, done.output
     shown = json.loads(done.stdout)
     assert {"pdf", "statement", "html", "keyid", "verdict"} <= set(shown)
     assert shown["pdf"] == str(config.directory / "attestations" / "acme" / "acme-2026-10.pdf")
-    assert shown["verdict"] == "partly" and shown["keyid"] == key_info(config.path("keys")).keyid
-    assert shown["language"] == "fr"  # from jobs/acme.yaml
-    assert builder.calls == [("acme", "2026-10")]
+    assert shown["verdict"] == build_predicate(config, db, "acme", "2026-10")["headline"]["plan"]
+    assert shown["keyid"] == key_info(config.path("keys")).keyid
+    assert shown["language"] == "fr" and shown["partial"] is False  # from jobs/acme.yaml
 
     elsewhere = config.directory.parent / "handed-over"
     done = runner.invoke(
@@ -391,27 +440,17 @@ def test_attest_command_json_default_folder_and_language(
     assert done.exit_code == 0, done.output
     assert (elsewhere / "beta-2026-10.pdf").is_file()
     assert '<html lang="en">' in (elsewhere / "beta-2026-10.html").read_text()  # beta's job file says en
-    assert "preuve verify" in done.stdout
+    assert "preuve verify" in done.stdout and "restorable no" in done.stdout
 
     for args, message in (
         (["attest", "acme", "--month", "2026-13"], "is not a month"),
         (["attest", "nobody", "--month", "2026-10"], "unknown client 'nobody'"),
         (["attest", "acme", "--month", "2026-10", "--lang", "de"], "fr or en"),
+        (["attest", "acme", "--month", "2999-01", "--partial"], "has not begun yet"),
     ):
         done = runner.invoke(app, ["--config", str(config.directory), *args])
         assert done.exit_code == 2 and message in done.output, done.output
     assert len(_rows(db)) == 2
-
-
-def test_attest_without_the_content_builder_says_so_and_records_nothing(config: Config, db: Store) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("preuve.reports.month") is not None:
-        pytest.skip("build_predicate is installed: this checks the message before it was")
-    done = _preuve("--config", str(config.directory), "attest", "acme", "--month", "2026-10")
-    assert done.returncode == 3
-    assert "build_predicate is missing" in done.stderr and "Traceback" not in done.stderr
-    assert _rows(db) == [] and not (config.directory / "attestations" / "acme" / "acme-2026-10.pdf").exists()
 
 
 def test_keys_show_json_names_the_files(config: Config) -> None:
@@ -430,12 +469,11 @@ _ISSUER = textwrap.dedent(
     from preuve.config.loader import load_config
     from preuve.reports.issue import issue_attestation
     from preuve.store.db import Store
-    from tests.support.predicates import StandInBuilder
 
     config = load_config(Path(sys.argv[1]))
     store = Store.open(config.database_url)
     sys.stdin.readline()  # start together
-    issued = issue_attestation(config, store, "acme", "2026-10", first_only=True, builder=StandInBuilder())
+    issued = issue_attestation(config, store, "acme", "2026-10", first_only=True)
     print(json.dumps(None if issued is None else issued.version))
     """
 )
@@ -475,20 +513,3 @@ def test_two_monthly_issuers_at_once_record_one_first_version(store_url: str, tm
     ]
     assert _verify(out / "acme-2026-10.pdf", next(out.glob("preuve-key-*.pem"))).returncode == 0
     shutil.rmtree(out)
-
-
-def test_the_demo_ends_with_an_attestation_and_the_command_that_verifies_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from preuve.demo import run_demo
-
-    install_builder(monkeypatch, StandInBuilder())
-    said: list[str] = []
-    assert run_demo(tmp_path / "demo", echo=said.append) == 0, "\n".join(said)
-    command = next(x for x in said if x.startswith("Verify it:")).split(":", 1)[1].split()
-    assert command[:2] == ["preuve", "verify"]
-    pdf = Path(command[2])
-    assert pdf.parent == tmp_path / "demo" / "config" / "attestations" / "demo"
-    assert pdf.with_name(pdf.stem + ".statement.json").is_file()
-    done = _preuve(*command[1:])
-    assert done.returncode == 0, done.stdout + done.stderr

@@ -2,15 +2,13 @@
 
 Results are recorded through Preuve's own paths (create_drill/finish_drill, record_probe, add_note), each appended
 to the ledger as it is in production. The ledger dates entries with the current time; to build a past month, the
-clock those paths read is set (`clock`) before each recording, in the order a real month would record them. One
+clock those paths read is set (`clock`, tests/integration/month_records.py) before each recording. One
 test drills a real restic repository with the real CLI, at the real time, and attests the current month so far.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,26 +17,32 @@ import pytest
 from sqlalchemy import select, text
 
 from preuve.config.loader import Config, load_config
-from preuve.drills.result import DrillKind, DrillResult, DrillStatus, Finding
+from preuve.drills.result import DrillStatus
 from preuve.errors import FailureClass
 from preuve.reports import chain
 from preuve.reports.month import AttestationError, build_predicate
-from preuve.restic.parse import Snapshot
 from preuve.store import ledger, records
 from preuve.store.db import Store
 from preuve.store.models import metadata
-from preuve.targets.facts import ProbeResult
 from tests.integration.drill_helpers import make_setup
+from tests.integration.month_records import (
+    DAY,
+    OCT,
+    Clock,
+    H,
+    Month,
+    build_month,
+    install_clock,
+    run_drill,
+    run_probe,
+)
 from tests.support.fixtures_services import TargetRepo
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "predicate-example.json"
-OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 AFTER = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # "now" when attesting October
-H = timedelta(hours=1)
-DAY = timedelta(days=1)
 
 JOB = """\
 client: {name}
@@ -83,25 +87,9 @@ def make_config(folder: Path) -> Config:
     return load_config(folder)
 
 
-class Clock:
-    """The time the recording paths read (ledger entries' recorded_at, drills' requested_at)."""
-
-    def __init__(self) -> None:
-        self.at = OCT
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    current = Clock()
-
-    class _Now(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
-            return current.at if tz is not None else current.at.replace(tzinfo=None)
-
-    monkeypatch.setattr(ledger, "datetime", _Now)
-    monkeypatch.setattr(records, "_now", lambda: current.at)
-    return current
+    return install_clock(monkeypatch)
 
 
 @pytest.fixture
@@ -115,123 +103,10 @@ def synced(store: Store, config: Config) -> Store:
     return store
 
 
-def snapshot(ref: str, taken: datetime) -> Snapshot:
-    digest = hashlib.sha256(f"{ref}@{taken.isoformat()}".encode()).hexdigest()
-    return Snapshot(id=digest, short_id=digest[:8], time=taken, paths=("/data",), hostname="srv")
-
-
-def run_drill(
-    store: Store,
-    clock: Clock,
-    ref: str,
-    finished: datetime,
-    status: DrillStatus = DrillStatus.PASSED,
-    kind: DrillKind = DrillKind.SAMPLE,
-    *,
-    taken: datetime | None = None,
-    failure: FailureClass | None = None,
-    subset: str | None = None,
-) -> int:
-    clock.at = finished - timedelta(minutes=10)
-    drill_id = records.create_drill(store, ref, kind, "scheduler")
-    clock.at = finished
-    restore = kind is not DrillKind.INTEGRITY
-    snap = snapshot(ref, taken) if taken and restore else None
-    result = DrillResult(
-        status=status,
-        kind=kind,
-        failure_class=failure,
-        message="" if status is DrillStatus.PASSED else f"restic: {failure} on {ref}",
-        snapshot_id=snap.id if snap else None,
-        snapshot_time=snap.time if snap else None,
-        files_in_snapshot=1000 if restore else 0,
-        bytes_in_snapshot=10 * 2**30 if restore else 0,
-        files_checked=(1000 if kind is DrillKind.FULL else 50) if restore else 0,
-        bytes_restored=(10 * 2**30 if kind is DrillKind.FULL else 2**20) if restore else 0,
-        restore_s=5000.0 if kind is DrillKind.FULL else 30.0,
-        duration_s=5100.0 if kind is DrillKind.FULL else 40.0,
-        estimated_full_restore_s=5400.0 if restore else None,
-        restic_version="0.17.3",
-        host="preuve-1",
-        started_at=finished - timedelta(minutes=9),
-        finished_at=finished,
-        subset=subset,
-        findings=[Finding("/data/compta.xlsx", failure, "hash mismatch")] if failure else [],
-    )
-    records.finish_drill(store, drill_id, result)
-    return drill_id
-
-
-def run_probe(
-    store: Store, clock: Clock, ref: str, at: datetime, taken: list[datetime], facts: dict[str, Any] | None = None
-) -> int:
-    clock.at = at
-    probe = ProbeResult(
-        ok=True,
-        started_at=at - timedelta(seconds=3),
-        finished_at=at,
-        reachable=True,
-        credentials_ok=True,
-        repository_opens=True,
-        snapshots=[snapshot(ref, t) for t in taken],
-        facts=facts or {},
-        restic_version="0.17.3",
-        host="preuve-1",
-    )
-    return records.record_probe(store, ref, probe)
-
-
-@dataclass
-class October:
-    failed: int  # the failed drill of Oct 7
-    fixed: int  # the pass of Oct 8 that resolves it
-    full: int  # the full restore of Oct 12
-    last: int  # the last pass of the month (Oct 31)
-    taken: list[datetime]  # the nas snapshots
-
-
-def build_october(store: Store, clock: Clock) -> October:
-    """acme/nas: a snapshot every night at 01:00 (none on Oct 15), a probe at 02:00, a sample drill at 03:00 that
-    passes except on Oct 7 (corrupt data, a technician's note, fixed on Oct 8), a full restore on Oct 12, an
-    integrity run reading all of the repository on Oct 20. acme/usb: one pass on Sept 20, nothing in October.
-    acme/offsite: nothing ever."""
-    run_drill(store, clock, "acme/usb", OCT - 11 * DAY, taken=OCT - 11 * DAY - 2 * H)
-    taken = [OCT - DAY + H]
-    run_probe(store, clock, "acme/nas", OCT - DAY + 2 * H, taken)
-    ids: dict[str, int] = {}
-    for day in range(31):
-        midnight = OCT + day * DAY
-        if day != 14:
-            taken.append(midnight + H)
-        run_probe(store, clock, "acme/nas", midnight + 2 * H, taken)
-        if day == 6:
-            ids["failed"] = run_drill(
-                store,
-                clock,
-                "acme/nas",
-                midnight + 3 * H,
-                DrillStatus.FAILED,
-                taken=taken[-1],
-                failure=FailureClass.CORRUPT_DATA,
-            )
-            clock.at = midnight + 9 * H
-            ledger.add_note(
-                store,
-                "acme",
-                "Disque du NAS remplacé, sauvegarde complète relancée.",
-                "j.martin",
-                drill_id=ids["failed"],
-            )
-            continue
-        drill_id = run_drill(store, clock, "acme/nas", midnight + 3 * H, taken=taken[-1])
-        if day == 7:
-            ids["fixed"] = drill_id
-        if day == 11:
-            ids["full"] = run_drill(store, clock, "acme/nas", midnight + 6 * H, kind=DrillKind.FULL, taken=taken[-1])
-        if day == 19:
-            run_drill(store, clock, "acme/nas", midnight + 7 * H, kind=DrillKind.INTEGRITY, subset="1/1")
-        ids["last"] = drill_id
-    return October(ids["failed"], ids["fixed"], ids["full"], ids["last"], taken)
+def build_october(store: Store, clock: Clock) -> Month:
+    """See :func:`tests.integration.month_records.build_month`: acme's October (nas tested, usb in September only,
+    offsite never)."""
+    return build_month(store, clock, "acme", OCT)
 
 
 def keys_of(example: Any, built: Any, where: str = "") -> list[str]:

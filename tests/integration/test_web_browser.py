@@ -18,17 +18,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from preuve.store.db import Store
 from tests.integration.drill_helpers import PREUVE, Setup, make_setup
 from tests.support.fixtures_services import TargetRepo, TargetTemplate, clone_target_repo
 from tests.support.postgres import free_port
-from tests.support.web import PASSWORD, issue_attestation
+from tests.support.web import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -167,11 +167,13 @@ def test_technician_and_client_in_a_real_browser(
     setup, base, daemon = served
     screens = tmp_path / "screens"
     screens.mkdir()
-    store = Store.open(f"sqlite:///{setup.config / 'preuve.db'}")
-    try:
-        issued = issue_attestation(store, tmp_path / "reports", setup.config / "keys", "acme", "2026-10")
-    finally:
-        store.close()
+    # The attestation of the month so far, issued as a technician would (real content from the ledger, PAdES, DSSE).
+    month = f"{datetime.now(UTC):%Y-%m}"
+    keys = _preuve(setup, "keys", "init")
+    assert keys.returncode == 0, keys.stdout + keys.stderr
+    attested = _preuve(setup, "attest", "acme", "--month", month, "--partial", "--json")
+    assert attested.returncode == 0, attested.stdout + attested.stderr
+    issued_pdf = Path(json.loads(attested.stdout)["pdf"])
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
@@ -260,7 +262,7 @@ def test_technician_and_client_in_a_real_browser(
                 page.click("a:has-text('PDF')")
             saved = tmp_path / "downloaded.pdf"
             download_info.value.save_as(saved)
-            assert saved.read_bytes() == issued.pdf.read_bytes()
+            assert saved.read_bytes() == issued_pdf.read_bytes()
 
             page.click("button:has-text('Log out')")
             expect(page).to_have_url(re.compile(r"/login$"))
@@ -271,7 +273,7 @@ def test_technician_and_client_in_a_real_browser(
             page.click("button[type=submit]")
             expect(page.locator("h1")).to_contain_text("ACME Bâtiment")
             expect(page.locator("body")).to_contain_text("Your backups")
-            expect(page.locator("body")).to_contain_text("2026-10")
+            expect(page.locator("body")).to_contain_text(month)
             assert "Run now" not in page.content()
             page.screenshot(path=str(screens / "08-client-portal.png"), full_page=True)
             forbidden = page.goto(drill_url)

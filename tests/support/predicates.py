@@ -1,23 +1,19 @@
-"""Attestation predicates for rendering tests, built from tests/data/predicate-example.json (the fixed layout).
+"""Fixed attestation predicates for rendering tests, built from tests/data/predicate-example.json (the layout).
 
-Until ``preuve.reports.month.build_predicate`` exists, renderers and issuing are tested on these: a month with
-passes, failures, incidents with notes and a target without data; a month without any drill; a month where
-everything is met. :func:`install_builder` puts a stand-in ``preuve.reports.month`` module in place for code that
-imports it by name (the CLI, the monthly run, the demo).
+Only for tests about how the page renders variations the real builder would need a contrived store to produce (a
+recommendation code no catalogue knows, words this version does not know, every rule met): a month with passes,
+failures, incidents with notes and a target without data; a month without any drill; a month where everything
+is met. Issuing, the CLI, the monthly run and the demo are tested with the real builder over recorded results
+(tests/integration/month_records.py).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import sys
-import types
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 EXAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "predicate-example.json"
 
@@ -152,29 +148,3 @@ def all_met(client_id: str = "acme", month: str = "2026-10", language: str | Non
         rule["verdict"] = "met"
     predicate["recommendations"] = []
     return predicate
-
-
-Builder = Callable[..., dict[str, Any]]
-
-
-class StandInBuilder:
-    """``build_predicate``'s interface; answers from ``make(client_id, month)`` and records its calls."""
-
-    def __init__(self, make: Callable[[str, str], dict[str, Any]] = full_month) -> None:
-        self.make = make
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, config: Any, store: Any, client_id: str, month: str, *, now: datetime | None = None) -> Any:
-        self.calls.append((client_id, month))
-        predicate = self.make(client_id, month)
-        client = getattr(config, "clients", {}).get(client_id)
-        if client is not None:  # as the real builder does: the name and language of the job file
-            predicate["client"].update(name=client.job.client, language=client.job.language)
-        return predicate
-
-
-def install_builder(monkeypatch: pytest.MonkeyPatch, builder: Builder) -> None:
-    """A stand-in ``preuve.reports.month`` (the other half of the attestation work, not on this branch yet)."""
-    module = types.ModuleType("preuve.reports.month")
-    module.build_predicate = builder  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "preuve.reports.month", module)

@@ -101,13 +101,55 @@ def test_recommendations_unknown_to_the_catalogue_still_say_something_true() -> 
     assert known.startswith("Faire un test de restauration de nas")
     by_pattern = cat.recommendation("en", "retention-unknown", "usb", None)
     assert "Durée" not in by_pattern and "“Retention”" in by_pattern and "unknown" in by_pattern
-    by_rule = cat.recommendation("fr", "canaries-violated", "nas", "canaries")
-    assert "fichiers témoins" in by_rule
+    by_rule = cat.recommendation("fr", "canaries-violated", "nas", "canaries")  # not a builder code: by its rule
+    assert "« Fichiers témoins »" in by_rule
     unknown = cat.recommendation("fr", "rotate-usb-disk-weekly", "toutes les sauvegardes", None)
     assert "« rotate-usb-disk-weekly »" in unknown and "prestataire" in unknown
     assert "“rotate-usb-disk-weekly”" in cat.recommendation("en", "rotate-usb-disk-weekly", "all backups", None)
     assert cat.word(cat.FAILURE_CLASSES, "martian-attack", "fr") == "martian-attack"
     assert cat.word(cat.STATUSES, None, "fr") == "inconnu"
+
+
+def _builder_codes() -> list[str]:
+    """The recommendation codes listed in preuve.reports.month's docstring (``* ``code``: ...`` lines)."""
+    from preuve.reports import month
+
+    assert month.__doc__ is not None
+    section = month.__doc__.split("Codes:", 1)[1].split("Keys added", 1)[0]
+    return re.findall(r"^\* ``([a-z-]+)``:", section, flags=re.MULTILINE)
+
+
+def test_every_recommendation_code_of_the_builder_has_a_sentence_in_both_languages() -> None:
+    from preuve.reports import month_policy
+
+    codes = _builder_codes()
+    assert len(codes) == 20 and len(set(codes)) == len(codes)
+    assert sorted(codes) == sorted(cat.RECOMMENDATIONS)  # no code left to the fallback, no sentence for nothing
+    derived = {*month_policy.VIOLATED_CODES.values(), *month_policy.UNKNOWN_CODES.values(), "rule-violated"}
+    assert derived <= set(codes)
+    for code in codes:
+        for lang in ("fr", "en"):
+            sentence = cat.recommendation(lang, code, "nas", "rpo")
+            assert code not in sentence and sentence.endswith("."), (code, lang)
+            assert "nas" in sentence or code == "copies-insufficient", (code, lang)  # copies: the client's, not one
+    assert "Fraîcheur des sauvegardes (RPO)" in cat.recommendation("fr", "unknown-data", "nas", "rpo")
+    assert "ledger holds no result" in cat.recommendation("en", "unknown-data", "nas", None)
+
+
+def test_the_policy_engine_references_read_well_in_both_languages() -> None:
+    from preuve.policies import facts
+
+    engine = {facts.ISO27001, facts.NIS2, facts.ANSSI, facts.HDS}
+    assert engine == set(cat.REFERENCES)
+    predicate = full_month()
+    predicate["rules"][0]["references"] = [facts.ISO27001, facts.NIS2, facts.ANSSI, facts.HDS, "Contrat §4"]
+    french = _text(render_html(_signed(predicate), "fr", FILES))
+    assert "Règlement d'exécution (UE) 2024/2690 (NIS2), annexe, point 4.2" in french
+    assert "Guide d'hygiène informatique de l'ANSSI, mesure 37" in french and "Contrat §4" in french
+    assert "hygiene guide" not in french and "Implementing Regulation" not in french
+    english = _text(render_html(_signed(predicate), "en", FILES))
+    assert "NIS2 Implementing Regulation (EU) 2024/2690, annex, point 4.2" in english
+    assert "HDS certification, activity 6 (health data)" in english
 
 
 # --- honesty -------------------------------------------------------------------------------------------------------
@@ -184,7 +226,8 @@ def test_french_page_says_everything_in_french_with_french_formats() -> None:
         "Non résolu à la fin du mois",
         "Fraîcheur des sauvegardes (RPO)",
         "non respecté",
-        "ISO/IEC 27001:2022 A.8.13; NIS2 2024/2690 4.2; ANSSI 37; HDS",
+        "Références : ISO/IEC 27001:2022, mesure A.8.13 (sauvegarde des informations) · NIS2 2024/2690 4.2 · "
+        "ANSSI 37 · HDS",
         "Rendre les sauvegardes de nas plus fréquentes",
         "Faire un test de restauration de offsite",
         "« rotate-usb-disk-weekly »",

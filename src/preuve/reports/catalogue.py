@@ -20,6 +20,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Issued {date} · version {version} · continuity plan “{policy}”",
     ),
     "period": ("Période : du {start} au {end} inclus (UTC)", "Period: {start} to {end} inclusive (UTC)"),
+    "period_partial": (
+        "Période : du {start} au {end}, mois en cours",
+        "Period: {start} to {end}, month so far",
+    ),
+    "month_so_far": ("mois en cours", "month so far"),
+    "partial": (
+        "Mois en cours : cette attestation ne couvre que le début du mois, jusqu'au {end}. Elle ne remplace pas "
+        "l'attestation du mois complet, émise une fois le mois terminé.",
+        "Month so far: this attestation covers only the beginning of the month, up to {end}. It does not replace "
+        "the complete month's attestation, issued once the month has ended.",
+    ),
     "footer": (
         "Attestation {client} · {month} · version {version}",
         "Attestation {client} · {month} · version {version}",
@@ -87,8 +98,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "where": ("{location}, {media}", "{location}, {media}"),
     "d.drills": ("Tests de restauration", "Restore drills"),
     "d.drills_value": (
-        "réussis : {passed} · échoués : {failed} · n'ont pas pu aboutir : {errors}",
-        "passed: {passed} · failed: {failed} · could not complete: {errors}",
+        "réussis : {passed} · échoués : {failed} · n'ont pas pu aboutir : {errors} · interrompus : {interrupted}",
+        "passed: {passed} · failed: {failed} · could not complete: {errors} · interrupted: {interrupted}",
     ),
     "d.by_kind": ("Par type", "By kind"),
     "d.verified": ("Données vérifiées", "Data verified"),
@@ -99,14 +110,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{when} (drill #{drill}, {kind}, snapshot {snapshot})",
     ),
     "d.last_passed_none": ("aucun ce mois-ci", "none this month"),
+    "d.last_passed_before": (
+        "aucun ce mois-ci ; le dernier date du {when} (test n° {drill})",
+        "none this month; the last one was on {when} (drill #{drill})",
+    ),
+    "d.snapshot": ("Instantané du dernier test réussi", "Snapshot of the last passing drill"),
+    "d.entries": ("Résultats enregistrés sur la période", "Results recorded in the period"),
+    "d.entries_value": ("{entries} entrées du registre", "{entries} ledger entries"),
+    "d.disabled": ("État", "State"),
+    "d.disabled_value": (
+        "désactivée dans la configuration : ni tests ni sondages planifiés",
+        "disabled in the configuration: no drills or probes scheduled",
+    ),
+    "disabled": ("désactivée", "disabled"),
     "d.rpo": ("Fraîcheur des sauvegardes (objectif RPO : {threshold})", "Backup freshness (RPO target: {threshold})"),
     "d.rpo_value": (
-        "dans l'objectif {compliance} du temps · plus long écart : {gap} · âge de la plus récente en fin de mois : {age}",
-        "within target {compliance} of the time · longest gap: {gap} · age of the newest one at month end: {age}",
+        "dans l'objectif {compliance} du temps · plus long écart : {gap} · âge de la plus récente en fin de période : "
+        "{age} · période observée : {observed}",
+        "within target {compliance} of the time · longest gap: {gap} · age of the newest one at period end: {age} · "
+        "period observed: {observed}",
+    ),
+    "d.rpo_value_unobserved": (
+        "part du temps dans l'objectif inconnue (période trop peu observée : {observed}) · plus long écart : {gap} · "
+        "âge de la plus récente en fin de période : {age}",
+        "share of the time within target unknown (too little of the period observed: {observed}) · longest gap: "
+        "{gap} · age of the newest one at period end: {age}",
     ),
     "d.rpo_unknown": ("aucune mesure de fraîcheur ce mois-ci", "no freshness measurement this month"),
     "d.rto": ("Restauration complète (objectif RTO : {threshold})", "Full restore (RTO target: {threshold})"),
     "d.rto_value": ("durée estimée : {estimate}", "estimated time: {estimate}"),
+    "d.rto_by_drill": ("durée estimée : {estimate} (test n° {drill})", "estimated time: {estimate} (drill #{drill})"),
+    "d.rto_every": (
+        "restauration complète demandée tous les {every}",
+        "a full restore is required every {every}",
+    ),
     "d.rto_confirmed": (
         "confirmée par une restauration complète le {when} ({duration}, test n° {drill})",
         "confirmed by a full restore on {when} ({duration}, drill #{drill})",
@@ -117,12 +154,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "d.integrity": ("Contrôle d'intégrité", "Integrity checks"),
     "d.integrity_value": (
-        "{coverage} des données relues (objectif : {threshold})",
-        "{coverage} of the data read back (target: {threshold})",
+        "{coverage} des données relues sur les derniers {window} (objectif : {threshold})",
+        "{coverage} of the data read back over the last {window} (target: {threshold})",
     ),
     "d.integrity_unknown": (
-        "aucune relecture mesurée ce mois-ci (objectif : {threshold})",
-        "no read-back measured this month (target: {threshold})",
+        "aucune relecture mesurée sur les derniers {window} (objectif : {threshold})",
+        "no read-back measured over the last {window} (target: {threshold})",
+    ),
+    "d.integrity_failed": (
+        "des dommages trouvés par les contrôles n° {drills}",
+        "damage found by checks #{drills}",
     ),
     "d.immutability": ("Protection contre l'effacement", "Protection against deletion"),
     "immutability.on": (
@@ -130,6 +171,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Object Lock on, {mode} mode, {days}-day retention",
     ),
     "immutability.off": ("pas d'Object Lock", "no Object Lock"),
+    "immutability.versioning": ("versioning du bucket : {state}", "bucket versioning: {state}"),
+    "immutability.append_only": (
+        "ajout seul déclaré par le fournisseur (non mesurable)",
+        "append-only declared by the provider (cannot be measured)",
+    ),
     "immutability.required": ("exigée par le plan", "required by the plan"),
     "immutability.optional": ("non exigée par le plan", "not required by the plan"),
     "d.status": ("Verdict", "Verdict"),
@@ -147,7 +193,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "incidents": ("Incidents du mois", "Incidents this month"),
     "no_incidents": ("Aucun incident n'a été enregistré ce mois-ci.", "No incident was recorded this month."),
     "incident.title": ("{what} : {target}", "{what}: {target}"),
-    "incident.detected": ("Détecté le {when} (test n° {drill})", "Detected on {when} (drill #{drill})"),
+    "incident.detected": (
+        "Détecté le {when} (test n° {drill}, {kind} : {status})",
+        "Detected on {when} (drill #{drill}, {kind}: {status})",
+    ),
+    "incident.failures": (
+        "Tests en échec avant résolution : n° {drills}",
+        "Failed drills before resolution: #{drills}",
+    ),
     "incident.resolved": ("Résolu le {when} (test n° {drill})", "Resolved on {when} (drill #{drill})"),
     "incident.open": ("Non résolu à la fin du mois", "Not resolved by the end of the month"),
     "incident.message": ("Message technique : {message}", "Technical message: {message}"),
@@ -163,7 +216,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "th.measured": ("Mesuré", "Measured"),
     "th.threshold": ("Objectif", "Target"),
     "th.references": ("Références", "References"),
+    "references_line": ("Références : {refs}", "References: {refs}"),
     "reason": ("Détail (tel que noté par le moteur de règles) : {reason}", "Detail: {reason}"),
+    "rule_data": (
+        "Données techniques : mesuré {measured} ; exigé {required} ; éléments {evidence}",
+        "Technical data: measured {measured}; required {required}; evidence {evidence}",
+    ),
+    # --- notes --------------------------------------------------------------------------------------------------
+    "notes": ("Autres notes de l'équipe technique", "Other notes from the technical team"),
+    "note.about_drill": ("à propos du test n° {drill}", "about drill #{drill}"),
     # --- recommendations ----------------------------------------------------------------------------------------
     "recommendations": ("Recommandations", "Recommendations"),
     "no_recommendations": (
@@ -190,10 +251,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "verify.cert": ("Empreinte du certificat du PDF (SHA-256)", "PDF certificate fingerprint (SHA-256)"),
     "verify.ledger": (
-        "Registre : {entries} entrées ce mois-ci ; tête de chaîne n° {seq}, empreinte {head}. Un auditeur peut "
-        "contrôler l'export du registre avec l'option --ledger.",
-        "Ledger: {entries} entries this month; chain head #{seq}, hash {head}. An auditor can check the ledger "
-        "export with the --ledger option.",
+        "Registre : {entries} entrées sur la période, à la suite de l'entrée n° {seq_before} (empreinte "
+        "{head_before}) ; tête de chaîne n° {seq}, empreinte {head}. Un auditeur peut contrôler l'export du "
+        "registre avec l'option --ledger.",
+        "Ledger: {entries} entries in the period, following entry #{seq_before} (hash {head_before}); chain head "
+        "#{seq}, hash {head}. An auditor can check the ledger export with the --ledger option.",
     ),
     "verify.confirm": (
         "Confirmez ces empreintes auprès de votre prestataire par un autre moyen (contrat, téléphone).",
@@ -221,6 +283,21 @@ ANSWERS: dict[str, tuple[str, str]] = {
     "partly": ("En partie", "Partly"),
     "no": ("Non", "No"),
     "unknown": ("Inconnu", "Unknown"),
+}
+
+# Drill outcomes, as an incident names the drill that opened it.
+DRILL_STATUSES: dict[str, tuple[str, str]] = {
+    "passed": ("réussi", "passed"),
+    "failed": ("échec", "failed"),
+    "error": ("n'a pas pu aboutir", "could not complete"),
+    "interrupted": ("interrompu", "interrupted"),
+}
+
+# The few words the policy engine writes in a rule's measured value or threshold (numbers are shown as they are).
+VALUE_WORDS: dict[str, tuple[str, str]] = {
+    "required": ("exigée", "required"),
+    "off": ("désactivé", "off"),
+    "append-only (declared)": ("ajout seul (déclaré)", "append-only (declared)"),
 }
 
 STATUSES: dict[str, tuple[str, str]] = {
@@ -279,17 +356,30 @@ RULE_NAMES: dict[str, tuple[str, str]] = {
     "canaries": ("Fichiers témoins", "Canary files"),
 }
 
-# Recommendations: a code the builder derives from what is violated or unknown. ``{target}`` is the backup's
-# name (or "all backups"); ``{rule}`` the rule's translated name.
+# Recommendations: exactly the codes :func:`preuve.reports.month.build_predicate` derives (listed in its module's
+# docstring; a test compares the two lists). ``{target}`` is the backup's name (or "all backups"); ``{rule}`` the
+# rule's translated name.
 RECOMMENDATIONS: dict[str, tuple[str, str]] = {
     "never-tested": (
-        "Faire un test de restauration de {target} : aucune restauration n'a réussi ce mois-ci, cette sauvegarde "
-        "n'est donc pas prouvée.",
-        "Run a restore drill of {target}: no restore succeeded this month, so this backup is not proven.",
+        "Faire un test de restauration de {target} : aucune restauration de cette sauvegarde n'a jamais réussi, "
+        "elle n'est donc pas prouvée.",
+        "Run a restore drill of {target}: no restore of this backup has ever succeeded, so it is not proven.",
     ),
-    "drill-failed": (
-        "Examiner les tests échoués de {target}, corriger la cause, puis refaire un test.",
-        "Look into the failed drills of {target}, fix the cause, then run a drill again.",
+    "not-tested-this-month": (
+        "Tester de nouveau {target} : sa dernière restauration réussie date d'avant cette période.",
+        "Test {target} again: its last successful restore was before this period.",
+    ),
+    "unresolved-failure": (
+        "Examiner l'échec du test de {target}, en corriger la cause, puis refaire un test : aucun test réussi ne "
+        "l'a suivi.",
+        "Look into the failed drill of {target}, fix the cause, then run a drill again: no passing drill has "
+        "followed it.",
+    ),
+    "drill-frequency": (
+        "Tester {target} plus souvent : les tests réussis sont plus espacés que ne le demande le plan, ou un échec "
+        "n'a pas été suivi d'un test réussi dans le délai prévu.",
+        "Test {target} more often: passing drills are further apart than the plan asks, or a failure was not "
+        "followed by a passing drill within the allowed delay.",
     ),
     "rpo-violated": (
         "Rendre les sauvegardes de {target} plus fréquentes ou plus fiables : la plus récente a dépassé "
@@ -297,63 +387,106 @@ RECOMMENDATIONS: dict[str, tuple[str, str]] = {
         "Make the backups of {target} more frequent or more reliable: the newest one grew older than the "
         "freshness target (RPO).",
     ),
-    "rpo-unknown": (
-        "Mesurer la fraîcheur de {target} : ses instantanés n'ont pas pu être lus ce mois-ci.",
-        "Measure the freshness of {target}: its snapshots could not be read this month.",
-    ),
-    "rto-violated": (
+    "rto-exceeded": (
         "Accélérer la restauration complète de {target} (lien plus rapide, copie plus proche) : elle dépasserait "
         "l'objectif de reprise (RTO).",
         "Speed up the full restore of {target} (faster link, nearer copy): it would exceed the recovery target (RTO).",
     ),
-    "rto-unknown": (
-        "Faire une restauration complète de {target} pour confirmer le temps de reprise (RTO).",
-        "Run a full restore of {target} to confirm the recovery time (RTO).",
+    "rto-unconfirmed": (
+        "Faire une restauration complète de {target} pour confirmer le temps de reprise (RTO) : aucune ne l'a "
+        "confirmé dans l'intervalle prévu par le plan.",
+        "Run a full restore of {target} to confirm the recovery time (RTO): none confirmed it within the interval "
+        "the plan sets.",
     ),
-    "integrity-coverage-violated": (
-        "Relire davantage de données de {target} lors des contrôles d'intégrité pour atteindre l'objectif.",
-        "Read back more of {target}'s data in integrity checks to reach the target.",
+    "integrity-damage": (
+        "Réparer le dépôt de {target} : un contrôle d'intégrité y a trouvé des données endommagées ; refaire "
+        "ensuite un contrôle complet.",
+        "Repair the repository of {target}: an integrity check found damaged data in it; then run a full check again.",
     ),
-    "integrity-coverage-unknown": (
-        "Lancer un contrôle d'intégrité de {target} : aucune couverture n'a été mesurée ce mois-ci.",
-        "Run an integrity check of {target}: no coverage was measured this month.",
+    "integrity-coverage": (
+        "Relire toutes les données de {target} lors des contrôles d'intégrité : une partie n'a pas été relue "
+        "dans la fenêtre prévue par le plan.",
+        "Read back all of {target}'s data in integrity checks: part of it was not read within the window the "
+        "plan sets.",
     ),
-    "drill-frequency-violated": (
-        "Tester {target} plus souvent : le plan demande des tests plus fréquents.",
-        "Test {target} more often: the plan asks for more frequent drills.",
-    ),
-    "immutability-violated": (
+    "immutability-missing": (
         "Activer une protection contre l'effacement (Object Lock) pour {target}, comme le plan l'exige.",
         "Turn on protection against deletion (Object Lock) for {target}, as the plan requires.",
     ),
-    "immutability-unknown": (
-        "Vérifier la protection contre l'effacement de {target} : elle n'a pas pu être mesurée.",
-        "Check the protection against deletion of {target}: it could not be measured.",
+    "immutability-unverified": (
+        "Vérifier la protection contre l'effacement de {target} : elle n'a pas pu être mesurée, ou elle n'est "
+        "que déclarée par le fournisseur.",
+        "Check the protection against deletion of {target}: it could not be measured, or it is only declared by "
+        "the provider.",
     ),
-    "copies-violated": (
-        "Ajouter une copie des sauvegardes, hors site ou sur un autre support : la règle 3-2-1-1-0 n'est pas "
-        "respectée.",
-        "Add a copy of the backups, off site or on another medium: the 3-2-1-1-0 rule is not met.",
+    "copies-insufficient": (
+        "Ajouter une copie des sauvegardes, hors site, sur un autre support ou protégée contre l'effacement : la "
+        "règle 3-2-1-1-0 du plan n'est pas respectée.",
+        "Add a copy of the backups, off site, on another medium or protected against deletion: the plan's "
+        "3-2-1-1-0 rule is not met.",
     ),
-    "retention-violated": (
+    "retention-short": (
         "Allonger la durée de conservation des sauvegardes de {target} : elle est plus courte que l'objectif.",
         "Keep the backups of {target} longer: their retention is shorter than the target.",
     ),
-    "canaries-violated": (
-        "Vérifier les fichiers témoins de {target} : leur copie restaurée ne correspond pas à l'original.",
-        "Check the canary files of {target}: their restored copy does not match the original.",
+    "secrets-exposed": (
+        "Protéger le fichier de mot de passe du dépôt de {target} : il manque, ou d'autres que son propriétaire "
+        "peuvent le lire.",
+        "Protect the repository password file of {target}: it is missing, or others than its owner can read it.",
     ),
-    "secrets-violated": (
-        "Revoir la protection des secrets d'accès (mots de passe, clés) de {target}.",
-        "Review how the access secrets (passwords, keys) of {target} are protected.",
+    "anomaly": (
+        "Vérifier la variation inhabituelle de volume ou de nombre de fichiers de {target} (rançongiciel, "
+        "disque non monté ?).",
+        "Check the unusual change in size or file count of {target} (ransomware, a disk not mounted?).",
     ),
-    "anomalies-violated": (
-        "Vérifier la variation inhabituelle de volume ou de nombre de fichiers de {target}.",
-        "Check the unusual change in size or file count of {target}.",
-    ),
-    "vanished-snapshots-violated": (
+    "snapshots-vanished": (
         "Chercher pourquoi des instantanés de {target} ont disparu avant la fin de leur conservation.",
         "Find out why snapshots of {target} disappeared before the end of their retention.",
+    ),
+    "canaries-failed": (
+        "Vérifier les fichiers témoins de {target} : leur copie restaurée manque ou ne correspond pas à l'original.",
+        "Check the canary files of {target}: their restored copy is missing or does not match the original.",
+    ),
+    "canaries-missing": (
+        "Déclarer des fichiers témoins pour {target} et les faire tous vérifier : sans eux, les tests ne "
+        "prouvent pas le contenu.",
+        "Declare canary files for {target} and have all of them checked: without them, drills cannot prove the "
+        "content.",
+    ),
+    "unknown-data": (
+        "Fournir les mesures qui manquent à la règle « {rule} » pour {target} : elle n'a pas pu être jugée.",
+        "Provide the measurements the rule “{rule}” lacks for {target}: it could not be judged.",
+    ),
+    "rule-violated": (
+        "Corriger ce qui fait échouer la règle « {rule} » pour {target}.",
+        "Fix what makes the rule “{rule}” fail for {target}.",
+    ),
+}
+
+# ``unknown-data`` without a rule: nothing at all is recorded about the target in the period.
+_NO_DATA = (
+    "Vérifier que {target} est bien sondée et testée : le registre ne contient aucun résultat la concernant sur "
+    "la période.",
+    "Check that {target} is probed and tested: the ledger holds no result about it for the period.",
+)
+
+# The policy engine's references (preuve.policies.facts), as a reader of each language cites them.
+REFERENCES: dict[str, tuple[str, str]] = {
+    "ISO/IEC 27001:2022 A.8.13": (
+        "ISO/IEC 27001:2022, mesure A.8.13 (sauvegarde des informations)",
+        "ISO/IEC 27001:2022, control A.8.13 (information backup)",
+    ),
+    "NIS2 Implementing Regulation (EU) 2024/2690, annex 4.2": (
+        "Règlement d'exécution (UE) 2024/2690 (NIS2), annexe, point 4.2",
+        "NIS2 Implementing Regulation (EU) 2024/2690, annex, point 4.2",
+    ),
+    "ANSSI hygiene guide, measure 37": (
+        "Guide d'hygiène informatique de l'ANSSI, mesure 37",
+        "ANSSI IT hygiene guide, measure 37",
+    ),
+    "HDS activity 6 (health data)": (
+        "Référentiel HDS, activité 6 (données de santé)",
+        "HDS certification, activity 6 (health data)",
     ),
 }
 
@@ -396,6 +529,8 @@ def recommendation(lang: Lang, code: str, target: str, rule: str | None) -> str:
     """The recommendation ``code`` as a sentence; codes this version does not know still say something true."""
     rule_name = word(RULE_NAMES, rule, lang) if rule else ""
     pair = RECOMMENDATIONS.get(code)
+    if code in ("unknown-data", "rule-violated") and not rule:
+        pair = _NO_DATA if code == "unknown-data" else _UNKNOWN_CODE
     if pair is None:
         stem, _, outcome = code.rpartition("-")
         known_rule = stem if stem in RULE_NAMES else (rule if rule in RULE_NAMES else None)

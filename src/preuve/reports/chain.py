@@ -65,7 +65,7 @@ def verify_client(store: Store, client: str) -> ledger.LedgerProblem | None:
             ).all(),
         )
         intact = _links_hold(client, rows) and _sources_hold(connection, client, rows)
-        if intact and ledger._unrecorded_problem(connection, client, rows) is None:
+        if intact and ledger.unrecorded_problem(connection, client, rows) is None:
             return None
     # Something differs: the ledger's own walk says what, and where (or that nothing really changed).
     statuses = ledger.verify_chains(store, client)
@@ -99,13 +99,13 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
     """Every sourced entry's payload is, to the byte, what its source row reads now; refs match; no row twice."""
     wanted: dict[str, set[int]] = {}
     for row in rows:
-        if row.kind != "note" and row.ref_table in ledger._SOURCES and row.ref_id is not None:
+        if row.kind != "note" and row.ref_table in ledger.SOURCES and row.ref_id is not None:
             wanted.setdefault(row.ref_table, set()).add(row.ref_id)
     probes = _probe_texts(connection, client, wanted.pop("probe", set()))
-    sources = {table: ledger._SOURCES[table](connection, ids) for table, ids in wanted.items()}
+    sources = {table: ledger.SOURCES[table](connection, ids) for table, ids in wanted.items()}
     note_drills = {row.ref_id for row in rows if row.kind == "note" and row.ref_id is not None}
     owners: dict[int, str] = {}
-    for chunk in ledger._chunks(note_drills):
+    for chunk in ledger.chunks(note_drills):
         for found in connection.execute(
             select(_DRILL.c.id, _TARGET.c.client_id)
             .join(_TARGET, _DRILL.c.target_id == _TARGET.c.id)
@@ -114,7 +114,7 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
             owners[found.id] = found.client_id
     seen: set[tuple[str, int]] = set()
     for row in rows:
-        if row.kind == "note" or row.ref_table not in ledger._SOURCES or row.ref_id is None:
+        if row.kind == "note" or row.ref_table not in ledger.SOURCES or row.ref_id is None:
             # Notes and unsourced entries are few: their stored reference is read from the payload itself.
             try:
                 payload = json.loads(row.payload)
@@ -122,7 +122,7 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
                 return False
             if not isinstance(payload, dict) or _text(payload) != row.payload:
                 return False
-            if ledger._ref_of(payload) != (row.ref_table, row.ref_id):
+            if ledger.ref_of(payload) != (row.ref_table, row.ref_id):
                 return False
             if row.kind == "note" and row.ref_id is not None and owners.get(row.ref_id) != client:
                 return False
@@ -149,7 +149,7 @@ def _sources_hold(connection: Connection, client: str, rows: Sequence[Row[Any]])
 
 # ------------------------------------------------------------------------------------------------------- probes
 # Probes are most of a chain (one an hour per target). Their entries' text is written here directly, in canonical
-# form, from the columns :func:`ledger._probe_payload` reads: keys in sorted order, strings JSON-escaped as
+# form, from the columns :func:`ledger.probe_payload` reads: keys in sorted order, strings JSON-escaped as
 # json.dumps does, the facts text (identical from one probe to the next) parsed and re-encoded once per distinct
 # text, times taken as the driver returns them (SQLite: naive UTC). Anything this gets wrong can only make a text
 # differ from the stored one, which sends the chain to the ledger's own walk.
@@ -236,11 +236,11 @@ def _probe_texts(connection: Connection, client: str, ids: Iterable[int]) -> dic
         facts = facts_seen.get(facts_text)
         if facts is None:
             try:
-                parsed = ledger._integral(json.loads(facts_text)) if facts_text else {}
+                parsed = ledger.integral(json.loads(facts_text)) if facts_text else {}
             except ValueError:
                 parsed = {"unreadable": facts_text}
             facts = facts_seen[facts_text] = _text(parsed)
-        # The keys of ledger._probe_payload plus "ref", in sorted order.
+        # The keys of ledger.probe_payload plus "ref", in sorted order.
         found[probe_id] = (
             f'{{"credentials_ok":{flag[credentials_ok]},"facts":{facts},'
             f'"failure_class":{strings[failure_class]},"finished_at":{_us(finished_at)},'

@@ -2,7 +2,8 @@
 
 Order of work, so that nothing is ever overwritten and two issuers never both win the same version:
 
-1. the predicate is built from the ledger (``preuve.reports.month.build_predicate``), then completed with the
+1. the predicate is built from the ledger (:func:`preuve.reports.month.build_predicate`; a month that has not
+   ended only with ``partial``, and the document then says it covers the month so far), then completed with the
    version and the signing keys' fingerprints;
 2. the page is rendered (HTML and PDF), the PDF signed (PAdES), the statement built on the *signed* PDF's SHA-256
    and signed (DSSE, Ed25519); all of it is written to a staging folder beside the output;
@@ -11,7 +12,8 @@ Order of work, so that nothing is ever overwritten and two issuers never both wi
    never replaces an existing file); the transaction commits only when every file is in place.
 
 A version lost to another issuer is re-rendered under the next number (``preuve attest``) or given up
-(the monthly run, which only ever issues a month's first attestation). Files of version 1 are
+(the monthly run, which only ever issues a month's first complete attestation: partial ones issued during the
+month by hand or by the demo do not count). Files of version 1 are
 ``CLIENT-YYYY-MM.pdf|.statement.json|.html``; version n > 1 adds ``.vN`` before the extension.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from preuve.config.loader import Config
 from preuve.reports import keys as keyfiles
+from preuve.reports import month as content
 from preuve.reports.catalogue import text
 from preuve.reports.formats import Lang, language
 from preuve.reports.pades import PdfSigningError, sign_pdf
@@ -53,7 +55,14 @@ PredicateBuilder = Callable[..., dict[str, Any]]
 
 
 class AttestationError(Exception):
-    """The attestation could not be issued; one sentence saying what to do. Nothing was recorded."""
+    """The attestation could not be issued; one sentence saying what to do. Nothing was recorded.
+
+    ``reason`` is the content builder's (unknown-client, bad-month, month-not-ended, ledger-tampered) when it
+    refused, "" otherwise: the CLI tells a usage problem from a broken ledger by it."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # Everything issuing raises for a reason an operator can act on (each with its sentence).
@@ -78,6 +87,7 @@ class Issued:
     pdf_sha256: str
     ledger_head: str
     ledger_seq: int
+    partial: bool = False  # the month so far: it had not ended when issued
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +106,7 @@ class Issued:
             "certificate_sha256": self.certificate_sha256,
             "ledger_head": self.ledger_head,
             "ledger_seq": self.ledger_seq,
+            "partial": self.partial,
             "attestation_id": self.id,
         }
 
@@ -126,23 +137,6 @@ def default_out_dir(config: Config, client_id: str) -> Path:
     return config.directory / "attestations" / client_id
 
 
-def load_builder() -> PredicateBuilder:
-    """``preuve.reports.month.build_predicate``, imported when needed: the content comes from another module."""
-    try:
-        module = importlib.import_module("preuve.reports.month")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("preuve.reports.month", "preuve.reports"):
-            raise
-        module = None
-    builder = getattr(module, "build_predicate", None)
-    if not callable(builder):
-        raise AttestationError(
-            "this installation of Preuve cannot compute an attestation's content yet "
-            "(preuve.reports.month.build_predicate is missing): install a version that includes it"
-        )
-    return builder  # type: ignore[no-any-return]
-
-
 def _versions_on_disk(out_dir: Path, client_id: str, month: str) -> set[int]:
     found: set[int] = set()
     if not out_dir.is_dir():
@@ -155,14 +149,16 @@ def _versions_on_disk(out_dir: Path, client_id: str, month: str) -> set[int]:
     return found
 
 
-def _versions_recorded(store: Store, client_id: str, month: str) -> int:
+def _versions_recorded(store: Store, client_id: str, month: str, *, complete_only: bool = False) -> int:
+    """The highest version recorded for the month (0: none); ``complete_only``: among complete-month versions."""
+    query = select(func.max(Attestation.version)).where(
+        Attestation.client_id == client_id,  # type: ignore[arg-type]
+        Attestation.month == month,  # type: ignore[arg-type]
+    )
+    if complete_only:
+        query = query.where(Attestation.partial.is_(False))  # type: ignore[attr-defined]
     with store.session() as session:
-        highest = session.exec(  # type: ignore[call-overload]
-            select(func.max(Attestation.version)).where(
-                Attestation.client_id == client_id,  # type: ignore[arg-type]
-                Attestation.month == month,  # type: ignore[arg-type]
-            )
-        ).one()
+        highest = session.exec(query).one()  # type: ignore[call-overload]
     return int(highest[0] or 0)
 
 
@@ -250,22 +246,28 @@ def issue_attestation(
     lang: str | None = None,
     now: datetime | None = None,
     first_only: bool = False,
+    partial: bool = False,
     builder: PredicateBuilder | None = None,
 ) -> Issued | None:
     """Issue the next version of ``client_id``'s attestation for ``month``; see the module's docstring.
 
-    ``first_only`` (the monthly run): do nothing and return ``None`` when a version of that month is already
-    recorded, or when another issuer records one first. ``builder`` replaces ``build_predicate`` (tests, tools).
+    ``partial``: a month that has not ended is attested up to ``now`` (the page says "month so far"); without it,
+    such a month is refused (AttestationError, reason month-not-ended). ``first_only`` (the monthly run): do
+    nothing and return ``None`` when a complete version of that month is already recorded, or when another issuer
+    records one first. ``builder`` replaces ``build_predicate`` (rendering tests with fixed contents, tools).
     Raises :class:`AttestationError` (and KeysError, RenderError, PdfSigningError: all with a sentence).
     """
     check_month(month)
     config.client(client_id)  # ConfigurationError naming the jobs folder for an unknown client
     out = out_dir if out_dir is not None else default_out_dir(config, client_id)
-    if first_only and _versions_recorded(store, client_id, month) > 0:
+    if first_only and _versions_recorded(store, client_id, month, complete_only=True) > 0:
         return None
     signer = _signer(config)
-    build = builder if builder is not None else load_builder()
-    predicate = build(config, store, client_id, month, now=now)
+    build = builder if builder is not None else content.build_predicate
+    try:
+        predicate = build(config, store, client_id, month, now=now, partial=partial)
+    except content.AttestationError as exc:
+        raise AttestationError(exc.full_message, exc.reason) from None
     head, seq = _ledger_head(predicate)
     language_ = _client_language(config, client_id, predicate, lang)
     try:
@@ -345,6 +347,7 @@ def _issue_version(
             pdf_sha256=pdf_sha256,
             ledger_head=head,
             ledger_seq=seq,
+            partial=predicate.get("partial") is True,
         )
         row_id = _claim(store, row, staged)
     finally:
@@ -368,6 +371,7 @@ def _issue_version(
         pdf_sha256=pdf_sha256,
         ledger_head=head,
         ledger_seq=seq,
+        partial=row.partial,
     )
 
 

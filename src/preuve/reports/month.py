@@ -90,8 +90,8 @@ _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _ADVICE = {
     "unknown-client": "Check the client's id: it is the name of its job file in jobs/, without .yaml.",
     "bad-month": "Write the month as YYYY-MM, for example 2026-10.",
-    "month-not-ended": "Attest a month once it has ended (the daemon does it on the 1st), or ask for a partial "
-    "attestation of the month so far.",
+    "month-not-ended": "Attest a month once it has ended (the daemon does it in the morning after its last day), "
+    "or add --partial to attest the month so far (the document then says it is the month so far).",
     "ledger-tampered": "Run `preuve ledger verify` to see what changed, restore the results database from a backup "
     "taken before the change, and keep the evidence: someone with access to the database edited recorded results.",
 }

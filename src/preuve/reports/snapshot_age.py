@@ -37,10 +37,15 @@ class Observation:
     complete: bool  # True: a probe's full listing; False: a drill's snapshot (one at least that new existed)
 
 
+MIN_OBSERVED = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class AgeSummary:
     points: list[list[str | int | None]]  # [[ISO time, age in seconds or null], ...]
-    compliance_pct: float | None  # of the observed time, within the RPO; None: nothing observed in the period
+    # of the observed time, within the RPO; None: less than MIN_OBSERVED observed in the period (a drill a minute
+    # before the period's end says nothing about how fresh the backups were through it)
+    compliance_pct: float | None
     observed_pct: float | None  # of the period, after the first observation; None: an empty period
     longest_gap_s: int | None  # None: no snapshot known at all
     newest_age_at_end_s: int | None  # None: unknown, or no snapshot in the repository
@@ -117,7 +122,7 @@ def summarize(
     known_end, base_end = _base_at(changes, end)
     return AgeSummary(
         points=points,
-        compliance_pct=round(100 * within / observed_time, 2) if observed_time else None,
+        compliance_pct=round(100 * within / observed_time, 2) if observed_time >= MIN_OBSERVED else None,
         observed_pct=round(100 * observed_time / length, 2) if length else None,
         longest_gap_s=seconds(gap[1] - gap[0]) if gap is not None else None,
         newest_age_at_end_s=seconds(end - base_end) if known_end and base_end is not None else None,

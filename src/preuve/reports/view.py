@@ -8,6 +8,7 @@ zero or "met"; an unknown vocabulary word is shown as it is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from preuve.reports.formats import (
 )
 
 _RESTORABLE = {"yes", "partly", "no", "unknown"}
+_HEX_ID = re.compile(r"[0-9a-f]{16,}…?")  # with the engine's own "…" when it already cut one
 # The plan's verdict, in the attestation table's vocabulary; the builder may answer yes/no like the headline.
 _PLAN = {"met": "met", "yes": "met", "partly": "partly", "not-met": "not-met", "no": "not-met", "unknown": "unknown"}
 
@@ -59,6 +61,7 @@ class Detail:
     value: str
     status: str | None = None  # met | violated | unknown | not-applicable, shown as a tag
     status_text: str = ""
+    mono: bool = False  # an identifier, in a fixed-width font
 
 
 @dataclass
@@ -67,6 +70,7 @@ class TargetView:
     ref: str
     kind: str
     where: str
+    enabled: bool
     tested: bool
     tested_text: str
     drills_short: str
@@ -134,17 +138,24 @@ class _Fmt:
 
     def value(self, value: Any) -> str:
         """A rule's measured value or threshold: any JSON value, numbers in the locale's style."""
-        if value is None:
+        if value is None or value == "-":  # the engine's display writes "-" for a value it does not have
             return self.unknown
         if isinstance(value, bool):
             return word(cat.ANSWERS, "yes" if value else "no", self.lang)
         if isinstance(value, int | float):
             return format_decimal(value, self.lang, 2)
         if isinstance(value, list):
-            return ", ".join(self.value(v) for v in value)
+            return ", ".join(self.value(v) for v in value) if value else "[]"
         if isinstance(value, dict):
-            return ", ".join(f"{k}: {self.value(v)}" for k, v in value.items())
-        return str(value)
+            return ", ".join(f"{k}: {self.value(v)}" for k, v in value.items()) if value else "{}"
+        shown = word(cat.VALUE_WORDS, value, self.lang)
+        # Snapshot and pack ids: 12 digits identify them, 64 only fill the page.
+        return _HEX_ID.sub(lambda m: m.group(0)[:12] + "…", shown)
+
+    def ids(self, value: Any) -> str:
+        """A list of drill ids: "8, 9"."""
+        items = value if isinstance(value, list) else []
+        return ", ".join(str(i) for i in items) if items else text(self.lang, "none")
 
 
 def _status_class(status: Any) -> str:
@@ -176,9 +187,12 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
                 passed=f.count(drills.get("passed")),
                 failed=f.count(drills.get("failed")),
                 errors=f.count(drills.get("errors")),
+                interrupted=f.count(drills.get("interrupted", 0)),
             ),
         )
     ]
+    if raw.get("enabled") is False:
+        details.insert(0, Detail(text(lang, "d.disabled"), text(lang, "d.disabled_value")))
     by_kind = _dict(drills.get("by_kind"))
     if by_kind:
         details.append(
@@ -209,9 +223,13 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
             kind=word(cat.DRILL_KINDS, last.get("kind"), lang),
             snapshot=last.get("snapshot_id") or f.unknown,
         )
+    elif last.get("at"):  # passed before the period: said, but never as "tested"
+        last_text = text(lang, "d.last_passed_before", when=f.day(last.get("at")), drill=last.get("drill", f.unknown))
     else:
         last_text = text(lang, "d.last_passed_none")
     details.append(Detail(text(lang, "d.last_passed"), last_text))
+    if last.get("snapshot"):
+        details.append(Detail(text(lang, "d.snapshot"), str(last["snapshot"]), mono=True))
     rpo_measured = any(
         _number(rpo.get(k)) is not None for k in ("compliance_pct", "longest_gap_s", "newest_age_at_end_s")
     )
@@ -220,10 +238,11 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
             text(lang, "d.rpo", threshold=f.duration(rpo.get("threshold_s"))),
             text(
                 lang,
-                "d.rpo_value",
+                "d.rpo_value" if _number(rpo.get("compliance_pct")) is not None else "d.rpo_value_unobserved",
                 compliance=f.percent(rpo.get("compliance_pct")),
                 gap=f.duration(rpo.get("longest_gap_s")),
                 age=f.duration(rpo.get("newest_age_at_end_s")),
+                observed=f.percent(rpo.get("observed_pct")),
             )
             if rpo_measured
             else text(lang, "d.rpo_unknown"),
@@ -242,24 +261,30 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
         if full
         else text(lang, "d.rto_unconfirmed")
     )
+    estimate = f.duration(rto.get("estimated_full_restore_s"))
+    by_drill = rto.get("estimated_by_drill")
+    rto_text = (
+        text(lang, "d.rto_by_drill", estimate=estimate, drill=by_drill)
+        if isinstance(by_drill, int) and _number(rto.get("estimated_full_restore_s")) is not None
+        else text(lang, "d.rto_value", estimate=estimate)
+    )
+    rto_text += f" · {confirmed}"
+    if _number(rto.get("full_restore_every_s")) is not None:
+        rto_text += " · " + text(lang, "d.rto_every", every=f.duration(rto.get("full_restore_every_s")))
     details.append(
-        f.detail(
-            text(lang, "d.rto", threshold=f.duration(rto.get("threshold_s"))),
-            text(lang, "d.rto_value", estimate=f.duration(rto.get("estimated_full_restore_s"))) + f" · {confirmed}",
-            rto.get("status"),
-        )
+        f.detail(text(lang, "d.rto", threshold=f.duration(rto.get("threshold_s"))), rto_text, rto.get("status"))
     )
     coverage = _number(integrity.get("coverage_pct"))
     threshold = f.percent(integrity.get("threshold_pct"))
-    details.append(
-        f.detail(
-            text(lang, "d.integrity"),
-            text(lang, "d.integrity_value", coverage=f.percent(coverage), threshold=threshold)
-            if coverage is not None
-            else text(lang, "d.integrity_unknown", threshold=threshold),
-            integrity.get("status"),
-        )
+    window = f.duration(integrity.get("window_s"))
+    integrity_text = (
+        text(lang, "d.integrity_value", coverage=f.percent(coverage), threshold=threshold, window=window)
+        if coverage is not None
+        else text(lang, "d.integrity_unknown", threshold=threshold, window=window)
     )
+    if integrity.get("failed_runs"):
+        integrity_text += " · " + text(lang, "d.integrity_failed", drills=f.ids(integrity.get("failed_runs")))
+    details.append(f.detail(text(lang, "d.integrity"), integrity_text, integrity.get("status")))
     lock = immutability.get("object_lock")
     if lock is True:
         measured = text(
@@ -280,7 +305,17 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
         if required is False
         else f.unknown
     )
-    details.append(f.detail(text(lang, "d.immutability"), f"{measured} · {need}", immutability.get("status")))
+    extra = []
+    if isinstance(immutability.get("versioning"), str):
+        extra.append(text(lang, "immutability.versioning", state=immutability["versioning"]))
+    if immutability.get("append_only_declared") is True:
+        extra.append(text(lang, "immutability.append_only"))
+    shown = " · ".join([measured, *extra, need])
+    details.append(f.detail(text(lang, "d.immutability"), shown, immutability.get("status")))
+    if isinstance(raw.get("entries_in_period"), int):
+        details.append(
+            Detail(text(lang, "d.entries"), text(lang, "d.entries_value", entries=f.count(raw["entries_in_period"])))
+        )
 
     age = _dict(raw.get("snapshot_age"))
     rpo_for_chart = _number(age.get("rpo_s")) or _number(rpo.get("threshold_s"))
@@ -293,6 +328,7 @@ def _target_view(raw: dict[str, Any], lang: Lang, f: _Fmt, start: datetime, end:
         ref=str(raw.get("ref") or ""),
         kind=str(raw.get("kind") or ""),
         where=text(lang, "where", location=location, media=media),
+        enabled=raw.get("enabled") is not False,
         tested=tested,
         tested_text=text(lang, "tested.yes", date=f.day(last.get("at"))) if tested else text(lang, "tested.no"),
         drills_short=f"{passed} / {failed}",
@@ -330,8 +366,17 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
             "verdict_class": _status_class(r.get("verdict")),
             "value": f.value(r.get("value")),
             "threshold": f.value(r.get("threshold")),
-            "references": [str(x) for x in r.get("references") or []],
+            "references": [word(cat.REFERENCES, x, lang) for x in r.get("references") or []],
             "reason": text(lang, "reason", reason=r["reason"]) if r.get("reason") else "",
+            "data": text(
+                lang,
+                "rule_data",
+                measured=f.value(r.get("measured")),
+                required=f.value(r.get("required")),
+                evidence=f.value(r.get("evidence")),
+            )
+            if any(k in r for k in ("measured", "required", "evidence"))
+            else "",
         }
         for r in rules_raw
     ]
@@ -349,8 +394,16 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
                     target=_target_label(raw.get("target"), names, lang),
                 ),
                 "detected": text(
-                    lang, "incident.detected", when=f.when(raw.get("detected_at")), drill=raw.get("drill", f.unknown)
+                    lang,
+                    "incident.detected",
+                    when=f.when(raw.get("detected_at")),
+                    drill=raw.get("drill", f.unknown),
+                    kind=word(cat.DRILL_KINDS, raw.get("drill_kind"), lang),
+                    status=word(cat.DRILL_STATUSES, raw.get("status"), lang),
                 ),
+                "failures": text(lang, "incident.failures", drills=f.ids(raw.get("failed_drills")))
+                if isinstance(raw.get("failed_drills"), list) and len(raw["failed_drills"]) > 1
+                else "",
                 "resolved": text(
                     lang, "incident.resolved", when=f.when(resolved), drill=raw.get("resolved_by_drill") or f.unknown
                 )
@@ -368,6 +421,23 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
                 ],
             }
         )
+    # Notes already printed under their incident are not repeated; the others (about no drill, or a drill that
+    # opened no incident) get their own list.
+    in_incidents = {
+        d
+        for raw in predicate.get("incidents") or []
+        if isinstance(raw, dict)
+        for d in (raw.get("failed_drills") or [raw.get("drill")])
+    }
+    notes = [
+        {
+            "head": text(lang, "incident.note", by=n.get("by") or f.unknown, when=f.when(n.get("at"))),
+            "about": text(lang, "note.about_drill", drill=n["drill"]) if isinstance(n.get("drill"), int) else "",
+            "text": str(n.get("text") or ""),
+        }
+        for n in predicate.get("notes") or []
+        if isinstance(n, dict) and (n.get("drill") is None or n.get("drill") not in in_incidents)
+    ]
     recommendations = [
         cat.recommendation(lang, str(r.get("code") or "?"), _target_label(r.get("target"), names, lang), r.get("rule"))
         for r in predicate.get("recommendations") or []
@@ -376,6 +446,7 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
     signing = _dict(predicate.get("signing"))
     ledger = _dict(predicate.get("ledger"))
     last_day = end - timedelta(seconds=1)  # the period's end is exclusive: 1 November 00:00 closes October
+    partial = predicate.get("partial") is True
     generated = predicate.get("generated_at")
     version = predicate.get("version", 1)
     return {
@@ -383,11 +454,15 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
         "t": lambda key, **values: text(lang, key, **values),
         "client_name": str(client.get("name") or client.get("id") or ""),
         "client_id": str(client.get("id") or ""),
-        "month": format_month(month, lang) if month else f.unknown,
+        "month": (format_month(month, lang) if month else f.unknown)
+        + (f" ({text(lang, 'month_so_far')})" if partial else ""),
+        "partial": text(lang, "partial", end=format_datetime(end, lang)) if partial else "",
         "issued": text(
             lang, "issued", date=f.day(generated), version=version, policy=client.get("policy") or f.unknown
         ),
-        "period": text(lang, "period", start=format_date(start, lang), end=format_date(last_day, lang)),
+        "period": text(lang, "period_partial", start=format_date(start, lang), end=format_datetime(end, lang))
+        if partial
+        else text(lang, "period", start=format_date(start, lang), end=format_date(last_day, lang)),
         "footer": text(lang, "footer", client=client.get("id") or "", month=month, version=version),
         "restorable": restorable,
         "restorable_answer": word(cat.ANSWERS, restorable, lang),
@@ -407,6 +482,7 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
         "targets": targets,
         "rules": rules,
         "incidents": incidents,
+        "notes": notes,
         "recommendations": recommendations,
         "command": f"preuve verify {files.pdf} --key {files.public_key}",
         "files": files,
@@ -418,5 +494,7 @@ def page(predicate: dict[str, Any], lang: Lang, files: Files) -> dict[str, Any]:
             entries=f.count(ledger.get("entries_in_month")),
             seq=ledger.get("seq", f.unknown),
             head=ledger.get("head") or f.unknown,
+            seq_before=ledger.get("seq_before", f.unknown),
+            head_before=ledger.get("head_before") or f.unknown,
         ),
     }

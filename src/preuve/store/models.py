@@ -311,6 +311,8 @@ class Attestation(StoreModel, table=True):
     pdf_sha256: str
     ledger_head: str  # entry hash of the client's chain at the end of the month (64 zeros: empty chain)
     ledger_seq: int  # its sequence number (0: empty chain)
+    # The month so far (it had not ended when issued): never counts as the month's attestation for the monthly run.
+    partial: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     emailed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     email_error: str = Field(default="", sa_type=Text)
