@@ -20,9 +20,12 @@ lint: setup
 unit: setup
 	$(BIN)/python -m pytest tests/unit -q
 
+# Small sizes, minutes not hours; the issues' full sizes are each script's defaults (see --help and README).
 bench: setup
 	$(BIN)/python bench/drill_overhead.py
 	$(BIN)/python bench/listing_memory.py
+	$(BIN)/python bench/attest_scale.py --clients 5
+	$(BIN)/python bench/web_overview.py --clients 50 --requests 10
 
 setup: system-deps $(VENV)/.installed
 

@@ -530,6 +530,7 @@ def _print_detail(d: Any, show_log: bool) -> None:
         typer.echo("\nRestore log:")
         for command in d.commands:
             code = "killed at deadline" if command.timed_out else f"exit {command.exit_code}"
+            code = "running" if command.running else code
             typer.echo(f"\n$ {' '.join(command.argv)}\n  [{code}, {command.duration_s:.2f} s] {command.note}")
             if command.stdout.strip():
                 typer.echo("  stdout:\n" + _indent(command.stdout))
@@ -860,6 +861,15 @@ def _print_attested(statement: Any) -> None:
             typer.echo(f"  {name}: {'unknown' if value is None else json.dumps(value)}")
         elif isinstance(value, str | int | float):
             typer.echo(redact.mask(f"  {name}: {value}"))
+    # The attestation predicate's own layout: who, which month, and the plain headline.
+    client, period, headline = (statement.predicate.get(k) for k in ("client", "period", "headline"))
+    if isinstance(client, dict) and isinstance(period, dict):
+        typer.echo(redact.mask(f"  attests: {client.get('name') or client.get('id')} ({client.get('id')}), "
+                               f"month {period.get('month')}"))  # fmt: skip
+    if isinstance(headline, dict):
+        typer.echo(
+            f"  restorable: {headline.get('restorable', 'unknown')}; plan met: {headline.get('plan', 'unknown')}"
+        )
 
 
 def _attested_head(statement: Any) -> tuple[str | None, int | None]:
@@ -878,15 +888,8 @@ def _attested_head(statement: Any) -> tuple[str | None, int | None]:
 
 def _check_ledger(export: Path, statement: Any) -> list[str]:
     """Problems with the ledger export; an empty list when its chain is intact and ends at the attested head."""
-    import importlib
+    from preuve.store.ledger import verify_export
 
-    try:
-        ledger = importlib.import_module("preuve.store.ledger")
-    except ImportError:
-        ledger = None
-    verify_export = getattr(ledger, "verify_export", None)
-    if verify_export is None:
-        return ["the ledger check is unavailable in this version of preuve (no preuve.store.ledger.verify_export)"]
     try:
         lines = export.read_bytes().splitlines(keepends=True)
     except OSError as exc:
@@ -937,10 +940,16 @@ def verify(
     except InvalidStatement as exc:
         _die(f"INVALID: {statement_file}: {exc}", EXIT_FAILED)
     problems: list[str] = []
+    pades = None
     if is_pdf:
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        from preuve.reports.pades import check_pdf_signature, pinned_certificate
+
+        pdf_bytes = file.read_bytes()
+        digest = hashlib.sha256(pdf_bytes).hexdigest()
         if all(s.sha256 != digest for s in statement.subjects):
             problems.append(f"{file.name} (sha256:{digest}) is not the subject of {statement_file.name}")
+        pades = check_pdf_signature(pdf_bytes, pinned_certificate(statement.predicate))
+        problems.extend(f"PDF signature: {p}" for p in pades.problems)
     if ledger is not None:
         problems.extend(_check_ledger(ledger, statement))
     typer.echo(f"statement: {statement_file}")
@@ -948,8 +957,11 @@ def verify(
     _print_attested(statement)
     if is_pdf and not problems:
         typer.echo(f"PDF: {file.name} is the attested subject (SHA-256 matches)")
-    if is_pdf:
-        typer.echo("PDF signature (PAdES): not checked by this version of preuve; check it with a PDF reader or pdfsig")
+    if pades is not None and pades.ok:
+        typer.echo(
+            f"PDF signature (PAdES): valid, intact, covers the whole file; signed by {pades.signer} "
+            f"(certificate SHA-256 {pades.certificate_sha256}, the one the statement names) at {pades.signed_at}"
+        )
     if ledger is not None and not problems:
         typer.echo(f"ledger: {ledger} is intact and ends at the attested head")
     if problems:
@@ -957,6 +969,58 @@ def verify(
             typer.echo(redact.mask(f"INVALID: {problem}"), err=True)
         raise typer.Exit(EXIT_FAILED)
     typer.echo("VALID")
+
+
+@app.command()
+def attest(
+    client: Annotated[str, typer.Argument(help="The client (its jobs/CLIENT.yaml).")],
+    month: Annotated[str, typer.Option("--month", help="The month to attest, YYYY-MM (UTC).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: attestations/CLIENT/ in the configuration).")
+    ] = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="fr or en (default: the client's language in its job file).")
+    ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="Attest the current month so far (the document says so); refused without it."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue CLIENT's signed attestation for a month: PDF (PAdES), statement (DSSE) and HTML; never overwrites.
+
+    A month that has not ended is refused unless --partial is given: the attestation then covers the month up to
+    now and says so on its first page ("month so far"); the monthly run still issues the complete month."""
+    from preuve.reports.issue import ISSUE_ERRORS, AttestationError, check_month, issue_attestation
+
+    config = _config()
+    try:
+        check_month(month)
+        config.client(client)
+        if lang not in (None, "fr", "en"):
+            raise AttestationError(f"--lang {lang}: attestations are written in fr or en")
+    except AttestationError as exc:
+        _die(f"error: {exc}", EXIT_USAGE)
+    except ConfigurationError as exc:
+        _die(f"error: {exc.problems[0]}", EXIT_USAGE)
+    with _store(config) as store:
+        try:
+            issued = issue_attestation(config, store, client, month, out_dir=out, lang=lang, partial=partial)
+        except AttestationError as exc:  # a month not ended (without --partial) is a usage problem, not a fault
+            code = EXIT_USAGE if exc.reason in ("month-not-ended", "bad-month", "unknown-client") else EXIT_ERROR
+            _die(f"error: {client} {month}: {exc}", code)
+        except ISSUE_ERRORS as exc:
+            _die(f"error: {client} {month}: {exc}", EXIT_ERROR)
+    assert issued is not None  # only the monthly run (first_only) gets None
+    if as_json:
+        _print_json(issued.as_json())
+        return
+    so_far = " (month so far)" if issued.partial else ""
+    typer.echo(f"{client} {month}{so_far}: attestation version {issued.version} ({issued.language}), "
+               f"plan {issued.verdict}, restorable {issued.restorable}")  # fmt: skip
+    for path in (issued.pdf, issued.statement, issued.html, issued.public_key):
+        typer.echo(f"  {path}")
+    typer.echo(f"verify: preuve verify {issued.pdf} --key {issued.public_key}")
 
 
 # --- ledger ------------------------------------------------------------------------------------------------------
@@ -1033,6 +1097,14 @@ def ledger_note(
         except (LookupError, ValueError) as exc:
             _die(f"error: {exc}", EXIT_USAGE)
     typer.echo(f"{client}: note recorded as entry {entry.seq}, hash {entry.entry_hash}")
+
+
+# --- web console: `preuve users ...` and `preuve web` (code in preuve.web.cli) ----------------------------------
+
+from preuve.web.cli import users_app, web_command  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.command("web")(web_command)
 
 
 def _indent(text: str) -> str:

@@ -16,15 +16,44 @@ import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from preuve.config.loader import load_config
+from preuve.config.loader import Config, load_config
 from preuve.drills.engine import DrillOptions
 from preuve.drills.result import DrillKind, DrillStatus
 from preuve.restic import commands, execute
 from preuve.restic.environment import child_env
 
+if TYPE_CHECKING:
+    from preuve.reports.issue import Issued
+    from preuve.store.db import Store
+
 Echo = Callable[[str], None]
-WORDS = ["facture", "devis", "chantier", "client", "patient", "rendez-vous", "dossier", "compte", "bilan", "salaire", "contrat", "plan", "invoice", "quote", "site", "customer", "appointment", "record", "account", "balance", "payroll", "agreement", "drawing"]
+WORDS = [
+    "facture",
+    "devis",
+    "chantier",
+    "client",
+    "patient",
+    "rendez-vous",
+    "dossier",
+    "compte",
+    "bilan",
+    "salaire",
+    "contrat",
+    "plan",
+    "invoice",
+    "quote",
+    "site",
+    "customer",
+    "appointment",
+    "record",
+    "account",
+    "balance",
+    "payroll",
+    "agreement",
+    "drawing",
+]
 
 
 def make_dataset(root: Path, *, files: int = 1200, seed: int = 7) -> Path:
@@ -136,6 +165,7 @@ targets:
     try:
         echo("4. A restore drill of demo/usb (a sample of files, restored into a sandbox and verified)")
         drill_id, result = run_now(config, store, "demo/usb", DrillOptions(kind=DrillKind.SAMPLE), requested_by="demo")
+        attestation = _attest(config, store, echo)
     finally:
         store.close()
     echo("")
@@ -147,4 +177,30 @@ targets:
     echo("Restore log:   " + f"preuve --config {config_dir} drill show {drill_id} --log")
     echo("All drills:    " + f"preuve --config {config_dir} drill list")
     echo("A full drill:  " + f"preuve --config {config_dir} drill run demo/usb --full")
+    if attestation is not None:
+        echo("")
+        echo(f"Signed attestation: {attestation.pdf}")
+        echo(f"  statement:  {attestation.statement}")
+        echo(f"  public key: {attestation.public_key}")
+        echo(f"Verify it:     preuve verify {attestation.pdf} --key {attestation.public_key}")
     return 0 if result.status is DrillStatus.PASSED else (1 if result.status is DrillStatus.FAILED else 3)
+
+
+def _attest(config: Config, store: Store, echo: Echo) -> Issued | None:
+    """5. The provider's signing keys and the demo client's attestation for the current month so far.
+
+    The month has not ended, so it is a partial attestation (the document says "mois en cours" on its first page);
+    the daemon issues the complete month once it is over."""
+    from preuve.reports.issue import ISSUE_ERRORS, issue_attestation
+    from preuve.reports.keys import init_keys
+
+    keys_dir = config.path(config.settings.keys)
+    init_keys(keys_dir, common_name="Preuve demo provider")
+    now = datetime.now(UTC)
+    month = f"{now:%Y-%m}"
+    echo(f"5. Signing keys in {keys_dir}, and the signed attestation of demo for {month} so far (month in progress)")
+    try:
+        return issue_attestation(config, store, "demo", month, now=now, partial=True)
+    except ISSUE_ERRORS as exc:
+        echo(f"   attestation not issued: {exc}")
+        return None

@@ -29,6 +29,7 @@ and error drills finished in the last 30 days), ``preuve_alert_deliveries{status
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -43,7 +44,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Connection, and_, case, func, inspect, literal_column, or_, select, table
+from sqlalchemy import Connection, and_, func, inspect, or_, select, table
 from sqlalchemy import column as sa_column
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,9 +61,6 @@ log = logging.getLogger(__name__)
 
 CACHE_S = 10.0  # a reading of the store serves the scrapes of the next 10 s
 FAILURE_WINDOW = timedelta(days=30)
-RECENT = timedelta(days=10)  # drills requested within this are read at every scrape (index on requested_at)
-RUN_MARGIN = timedelta(days=2)  # longer than any drill or integrity run takes from request to finish
-OLD_CACHE_S = 3600.0  # what older rows said of a target without recent drills is kept this long
 RESTORE_KINDS = ("sample", "full")
 FAILURE_STATUSES = (DrillStatus.FAILED.value, DrillStatus.ERROR.value)
 FINAL_STATUSES = tuple(s.value for s in DrillStatus if s.final)
@@ -149,15 +147,11 @@ def read_store(store: Store, config: Config, now: datetime, reader: StoreReader 
 class StoreReader:
     """The queries behind a reading, kept cheap on a store with years of drills.
 
-    Drills requested within :data:`RECENT` are read at every scrape, through the index on ``requested_at``: they
-    give the last drill, the latest estimate, integrity runs and failures of nearly every target. Only a target
-    with no drill that recent needs older rows; those are final and never change (results are append-only), so
-    what was found for them is kept :data:`OLD_CACHE_S`.
+    Each target's newest snapshot, and its newest finished drill of each kind, come from one lookup per target in
+    the indexes of migration 0007 (``snapshotseen(target_id, time)``, ``drillrun(target_id, kind, finished_at)``):
+    correlated subqueries that SQLite and PostgreSQL both answer by reading a handful of index entries per target,
+    whatever the length of the history. Nothing is cached here: every reading is the store as it is.
     """
-
-    def __init__(self) -> None:
-        self._old_last: dict[tuple[int, str], tuple[float, LastDrill | None]] = {}
-        self._old_estimate: dict[int, tuple[float, _Measured | None]] = {}
 
     def read(self, store: Store, config: Config, now: datetime) -> Reading:
         reading = Reading(at=now)
@@ -166,14 +160,14 @@ class StoreReader:
             ids = [t.id for t in reading.targets]
             newest = _newest_snapshots(connection)
             reading.newest_snapshot = {tid: newest[tid][0] for tid in ids if tid in newest}
-            last, measured, reading.failures = _recent(connection, now)
-            self._fill_old(connection, now, ids, last, measured)
+            last, measured = _latest_drills(connection)
             wanted = set(ids)
             reading.last_drill = {key: value for key, value in last.items() if key[0] in wanted}
             for tid in ids:
                 found = measured.get(tid)
                 if found is not None:
                     reading.estimate_s[tid] = found.scaled(newest[tid][1] if tid in newest else None)
+            reading.failures = _failures(connection, now)
             reading.coverage = _coverage(connection, config, reading.targets, now)
             reading.queued, reading.running = _active(connection)
             tables = _tables(connection)
@@ -182,38 +176,6 @@ class StoreReader:
             if "alertdelivery" in tables:
                 reading.deliveries = _deliveries(connection)
         return reading
-
-    def _fill_old(
-        self,
-        connection: Connection,
-        now: datetime,
-        ids: list[int],
-        last: dict[tuple[int, str], LastDrill],
-        measured: dict[int, _Measured],
-    ) -> None:
-        """Complete ``last`` and ``measured`` for targets without recent drills, from the cache or one query."""
-        clock = time.monotonic()
-        cut = now - RECENT
-        fresh = clock - OLD_CACHE_S
-        want_last = [(tid, group) for tid in ids for group in DRILL_GROUPS if (tid, group) not in last]
-        want_measured = [tid for tid in ids if tid not in measured]
-        stale_last = [key for key in want_last if self._old_last.get(key, (-1.0, None))[0] < fresh]
-        stale_measured = [tid for tid in want_measured if self._old_estimate.get(tid, (-1.0, None))[0] < fresh]
-        if stale_last or stale_measured:
-            targets = sorted({tid for tid, _ in stale_last} | set(stale_measured))
-            old_last, old_measured = _older(connection, cut, targets)
-            for key in stale_last:
-                self._old_last[key] = (clock, old_last.get(key))
-            for tid in stale_measured:
-                self._old_estimate[tid] = (clock, old_measured.get(tid))
-        for key in want_last:
-            value = self._old_last.get(key, (0.0, None))[1]
-            if value is not None:
-                last[key] = value
-        for tid in want_measured:
-            found = self._old_estimate.get(tid, (0.0, None))[1]
-            if found is not None:
-                measured[tid] = found
 
 
 @dataclass(frozen=True)
@@ -255,95 +217,121 @@ def _drill_columns() -> tuple[Any, ...]:
     )
 
 
-def _recent(
-    connection: Connection, now: datetime
-) -> tuple[dict[tuple[int, str], LastDrill], dict[int, _Measured], dict[str, int]]:
-    """From the finished drills requested within RECENT: the last per (target, group) and the latest full-restore
-    time per target; and failures by class over FAILURE_WINDOW."""
-    last, measured = _ranked(connection, (_DRILL.c.requested_at >= now - RECENT,), None)
+def _failures(connection: Connection, now: datetime) -> dict[str, int]:
+    """Failed and error drills finished within FAILURE_WINDOW, by failure class."""
     d = _DRILL.c
     rows = connection.execute(
         select(d.failure_class, func.count())
-        .where(
-            d.requested_at >= now - FAILURE_WINDOW - RUN_MARGIN,
-            d.status.in_(FAILURE_STATUSES),
-            d.finished_at >= now - FAILURE_WINDOW,
-        )
+        # a range of the index on (status, finished_at) per status: the recent failures only
+        .where(d.status.in_(FAILURE_STATUSES), d.finished_at >= now - FAILURE_WINDOW)
         .group_by(d.failure_class)
     )
     failures = {cls.value: 0 for cls in FailureClass}
     for failure_class, count in rows:
         key = failure_class or "unknown"
         failures[key] = failures.get(key, 0) + int(count)
-    return last, measured, failures
+    return failures
 
 
-def _older(
-    connection: Connection, cut: datetime, targets: list[int]
-) -> tuple[dict[tuple[int, str], LastDrill], dict[int, _Measured]]:
-    """The same for drills requested before ``cut``, for the given targets only."""
-    last: dict[tuple[int, str], LastDrill] = {}
-    measured: dict[int, _Measured] = {}
-    for chunk in (targets[i : i + 500] for i in range(0, len(targets), 500)):
-        found_last, found_measured = _ranked(connection, (_DRILL.c.requested_at < cut,), chunk)
-        last.update(found_last)
-        measured.update(found_measured)
-    return last, measured
-
-
-def _final() -> Any:
+def _final(status: Any) -> Any:
     """Final statuses, written so that the database does not pick the index on status for it.
 
-    Without statistics SQLite prefers that index to the one on requested_at, and reads every finished drill ever
-    recorded instead of the recent ones (lower() of a lowercase status changes nothing else).
+    Without statistics SQLite may prefer that index to a better one, and read every finished drill ever recorded
+    (lower() of a lowercase status changes nothing else).
     """
-    return func.lower(_DRILL.c.status).in_(FINAL_STATUSES)
+    return func.lower(status).in_(FINAL_STATUSES)
 
 
-def _ranked(
-    connection: Connection, where: tuple[Any, ...], targets: list[int] | None
-) -> tuple[dict[tuple[int, str], LastDrill], dict[int, _Measured]]:
-    """Ranked in the database (window functions, SQLite and PostgreSQL alike): per (target, group) the drill that
-    finished last, and per target the restore drill that last measured a full-restore time."""
-    d = _DRILL.c
-    base = [*where, _final(), d.finished_at.is_not(None)]
-    if targets is not None:
-        base.append(d.target_id.in_(targets))
-    group = case((d.kind == "integrity", literal_column("'integrity'")), else_=literal_column("'restore'"))
-    newest_first = (d.finished_at.desc(), d.id.desc())
-    ranked = (
-        select(
-            d.target_id,
-            d.status,
-            d.finished_at,
-            group.label("grp"),
-            func.row_number().over(partition_by=(d.target_id, group), order_by=newest_first).label("rn"),
+def _newest_drill(kind: str, *conditions: Callable[[Any], Any]) -> Any:
+    """The id of the target's (the outer query's ``target`` row) newest finished drill of ``kind`` meeting
+    ``conditions``: a backward walk of the index on (target_id, kind, finished_at) that stops at the first match."""
+    d = _DRILL.alias("newest")
+    return (
+        select(d.c.id)
+        .where(
+            d.c.target_id == _TARGET.c.id,
+            d.c.kind == kind,
+            d.c.finished_at.is_not(None),
+            _final(d.c.status),
+            *(condition(d.c) for condition in conditions),
         )
-        .where(*base)
-        .subquery()
+        .order_by(d.c.finished_at.desc(), d.c.id.desc())
+        .limit(1)
+        .correlate(_TARGET)
+        .scalar_subquery()
     )
-    last = {
-        (row.target_id, str(row.grp)): LastDrill(row.status, row.finished_at)
-        for row in connection.execute(select(ranked).where(ranked.c.rn == 1))
-    }
-    measuring = or_(
-        d.estimated_full_restore_s.is_not(None),
-        and_(d.kind == "full", d.status == DrillStatus.PASSED.value, d.restore_s.is_not(None)),
-    )
-    ranked = (
-        select(
-            *_drill_columns(),
-            func.row_number().over(partition_by=d.target_id, order_by=newest_first).label("rn"),
-        )
-        .where(*base, d.kind.in_(RESTORE_KINDS), measuring)
-        .subquery()
-    )
+
+
+_MEASURING = {
+    "sample": lambda c: c.estimated_full_restore_s.is_not(None),
+    "full": lambda c: or_(
+        c.estimated_full_restore_s.is_not(None),
+        and_(c.status == DrillStatus.PASSED.value, c.restore_s.is_not(None)),
+    ),
+}
+_KINDS = ("sample", "full", "integrity")
+# Built once: making the aliases costs more than running the queries on a small store.
+_LATEST = select(_TARGET.c.id, *(_newest_drill(kind).label(kind) for kind in _KINDS)).where(
+    _TARGET.c.removed_at.is_(None)
+)
+_MEASURING_OF = {kind: _newest_drill(kind, _MEASURING[kind]).label("drill") for kind in RESTORE_KINDS}
+
+
+def _latest_drills(connection: Connection) -> tuple[dict[tuple[int, str], LastDrill], dict[int, _Measured]]:
+    """Per (target, group) the drill that finished last, and per target the restore drill that last measured a
+    full-restore time (an estimate, or a passed full restore's own time), for every watched target.
+
+    The newest drill of a kind usually measured it too; only for a (target, kind) whose newest did not is the
+    measuring one looked for apart.
+    """
+    per_target = [tuple(row) for row in connection.execute(_LATEST)]
+    rows = _drill_rows(connection, [drill_id for row in per_target for drill_id in row[1:]])
+    # per kind: target id -> its newest finished drill of that kind
+    latest: dict[str, dict[int, Any]] = {kind: {} for kind in _KINDS}
+    for target_id, *drill_ids in per_target:
+        for kind, drill_id in zip(_KINDS, drill_ids, strict=True):
+            if drill_id is not None and drill_id in rows:
+                latest[kind][target_id] = rows[drill_id]
+    measuring: dict[str, dict[int, Any]] = {}
+    for kind in RESTORE_KINDS:
+        found = {tid: row for tid, row in latest[kind].items() if _measured(row) is not None}
+        deeper = [tid for tid in latest[kind] if tid not in found]
+        for chunk in (deeper[i : i + 500] for i in range(0, len(deeper), 500)):
+            pairs = connection.execute(select(_TARGET.c.id, _MEASURING_OF[kind]).where(_TARGET.c.id.in_(chunk))).all()
+            more = _drill_rows(connection, [drill_id for _tid, drill_id in pairs])
+            found.update({tid: more[drill_id] for tid, drill_id in pairs if drill_id in more})
+        measuring[kind] = found
+    last: dict[tuple[int, str], LastDrill] = {}
     measured: dict[int, _Measured] = {}
-    for row in connection.execute(select(ranked).where(ranked.c.rn == 1)):
-        found = _measured(row)
-        if found is not None:
-            measured[row.target_id] = found
+    for target_id, *_ids in per_target:
+        restore = _newer(latest["sample"].get(target_id), latest["full"].get(target_id))
+        if restore is not None:
+            last[(target_id, "restore")] = LastDrill(restore.status, restore.finished_at)
+        integrity = latest["integrity"].get(target_id)
+        if integrity is not None:
+            last[(target_id, "integrity")] = LastDrill(integrity.status, integrity.finished_at)
+        best = _newer(measuring["sample"].get(target_id), measuring["full"].get(target_id))
+        value = _measured(best) if best is not None else None
+        if value is not None:
+            measured[target_id] = value
     return last, measured
+
+
+def _drill_rows(connection: Connection, ids: Iterable[int | None]) -> dict[int, Any]:
+    """The drills of these ids (None skipped), by id."""
+    wanted = sorted({drill_id for drill_id in ids if drill_id is not None})
+    rows: dict[int, Any] = {}
+    for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
+        for row in connection.execute(select(*_drill_columns()).where(_DRILL.c.id.in_(chunk))):
+            rows[row.id] = row
+    return rows
+
+
+def _newer(first: Any, second: Any) -> Any:
+    """Of two drill rows (either may be None), the one that finished last (the higher id on a tie)."""
+    if first is None or second is None:
+        return first if second is None else second
+    return max(first, second, key=lambda r: (r.finished_at, r.id))
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -361,21 +349,29 @@ def _targets(connection: Connection) -> list[TargetRow]:
     return [TargetRow(r.id, r.ref, r.client_id, r.name, r.kind, r.location, r.media) for r in rows]
 
 
-def _newest_snapshots(connection: Connection) -> dict[int, tuple[datetime, int | None]]:
-    """Per target: the newest snapshot still in the repository, and its size when a probe measured it."""
-    s = _SNAPSHOT.c
-    ranked = (
-        select(
-            s.target_id,
-            s.time,
-            s.size_bytes,
-            func.row_number().over(partition_by=s.target_id, order_by=(s.time.desc(), s.id.desc())).label("rn"),
-        )
-        .where(s.gone_at.is_(None))
-        .subquery()
+def _newest_snapshot_ids() -> Any:
+    """Per watched target, the id of its newest snapshot still in the repository (a backward walk of the index on
+    (target_id, time) that stops at the first one not gone)."""
+    s = _SNAPSHOT.alias("newest")
+    newest_id = (
+        select(s.c.id)
+        .where(s.c.target_id == _TARGET.c.id, s.c.gone_at.is_(None))
+        .order_by(s.c.time.desc(), s.c.id.desc())
+        .limit(1)
+        .correlate(_TARGET)
+        .scalar_subquery()
     )
-    rows = connection.execute(select(ranked.c.target_id, ranked.c.time, ranked.c.size_bytes).where(ranked.c.rn == 1))
-    return {r.target_id: (r.time, r.size_bytes) for r in rows}
+    return select(newest_id).where(_TARGET.c.removed_at.is_(None))
+
+
+_NEWEST_SNAPSHOTS = select(_SNAPSHOT.c.target_id, _SNAPSHOT.c.time, _SNAPSHOT.c.size_bytes).where(
+    _SNAPSHOT.c.id.in_(_newest_snapshot_ids())
+)
+
+
+def _newest_snapshots(connection: Connection) -> dict[int, tuple[datetime, int | None]]:
+    """Per watched target: the newest snapshot still in the repository, and its size when a probe measured it."""
+    return {r.target_id: (r.time, r.size_bytes) for r in connection.execute(_NEWEST_SNAPSHOTS)}
 
 
 def _window(config: Config, client: str) -> timedelta:
@@ -388,35 +384,45 @@ def _window(config: Config, client: str) -> timedelta:
 def _coverage(connection: Connection, config: Config, targets: list[TargetRow], now: datetime) -> dict[int, float]:
     """As the integrity-coverage rule counts: parts n of the latest run's t read by passed runs in the window."""
     windows = {t.id: _window(config, t.client) for t in targets}
-    if not windows:
-        return {}
+    by_window: dict[timedelta, list[int]] = {}
+    for target_id, window in windows.items():
+        by_window.setdefault(window, []).append(target_id)
     d = _DRILL.c
-    since = now - max(windows.values())
-    rows = connection.execute(
-        select(d.target_id, d.status, d.subset, d.finished_at)
-        .where(
-            d.requested_at >= since - RUN_MARGIN,  # bounded through the index; a run lasts far less than this
-            d.kind == "integrity",
-            _final(),
-            d.finished_at > since,
-        )
-        .order_by(d.finished_at, d.id)
-    )
     runs: dict[int, list[tuple[str, Subset]]] = {}
-    for r in rows:
-        window = windows.get(r.target_id)
-        if window is None or r.finished_at <= now - window or not r.subset:
-            continue
-        try:
-            runs.setdefault(r.target_id, []).append((r.status, Subset.parse(r.subset)))
-        except ValueError:
-            continue
+    # One query per distinct window (usually one) and 500 targets, each a range of the index on
+    # (target_id, kind, finished_at); the rows come ordered, so no timestamp needs converting here.
+    for window, ids in by_window.items():
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+            rows = connection.execute(
+                select(d.target_id, d.status, d.subset)
+                .where(
+                    d.target_id.in_(chunk),
+                    d.kind == "integrity",
+                    d.finished_at > now - window,
+                    _final(d.status),
+                    d.subset.is_not(None),
+                )
+                .order_by(d.finished_at, d.id)
+            )
+            for r in rows:
+                subset = _subset(r.subset)
+                if subset is not None:
+                    runs.setdefault(r.target_id, []).append((r.status, subset))
     coverage = dict.fromkeys(windows, 0.0)
     for target_id, parsed in runs.items():
         parts = parsed[-1][1].parts  # the latest run's rotation; parts of another t are other slices
         read = {s.part for status, s in parsed if status == DrillStatus.PASSED.value and s.parts == parts}
         coverage[target_id] = len(read) / parts
     return coverage
+
+
+@functools.lru_cache(maxsize=1024)
+def _subset(text: str) -> Subset | None:
+    """A recorded "n/t", parsed once per distinct text (a handful, read thousands of times); None if unreadable."""
+    try:
+        return Subset.parse(text)
+    except ValueError:
+        return None
 
 
 def _active(connection: Connection) -> tuple[int, int]:

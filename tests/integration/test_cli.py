@@ -28,6 +28,29 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert 0 < shown["files_checked"] < shown["files_in_snapshot"], "the demo snapshot is larger than one sample"
     assert shown["canaries_checked"] == 1
 
+    # 5. the signed attestation of the month so far (its real content: the drill above), and how to verify it
+    line = next(x for x in done.stdout.splitlines() if x.startswith("Verify it:"))
+    command = line.split(":", 1)[1].split()
+    assert command[:2] == ["preuve", "verify"] and "--key" in command
+    pdf = Path(command[2])
+    assert pdf.parent == config / "attestations" / "demo" and pdf.with_name(pdf.stem + ".statement.json").is_file()
+    verified = _preuve(*command[1:])
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "PDF signature (PAdES): valid" in verified.stdout and "partial: true" in verified.stdout
+    first = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True
+    )
+    words = " ".join(first.stdout.replace("\u00a0", " ").split())
+    for phrase in (
+        "Cabinet Démo",
+        "(mois en cours)",
+        "Mois en cours : cette attestation ne couvre que le début du mois",
+        "Oui",  # the one backup was restored in the demo's drill
+        "Chaque sauvegarde a été restaurée avec succès lors d'au moins un test ce mois-ci.",
+        "Sauvegardes testées avec succès ce mois-ci : 1 sur 1.",
+    ):
+        assert phrase in words, phrase
+
 
 def test_init_scaffolds_a_configuration(tmp_path: Path) -> None:
     target = tmp_path / "etc-preuve"

@@ -83,6 +83,13 @@ class Rig:
         data: dict[str, Any] = json.loads(done.stdout)
         return data
 
+    def drill_log(self, drill_id: int) -> list[dict[str, Any]]:
+        """The drill's restore log as stored now (written while the drill runs: preuve.drills.live)."""
+        done = self.setup.preuve("drill", "show", str(drill_id), "--json", "--log", timeout=60)
+        assert done.returncode == 0, done.stderr
+        commands: list[dict[str, Any]] = json.loads(done.stdout)["commands"]
+        return commands
+
     def drills(self) -> list[dict[str, Any]]:
         done = self.setup.preuve("drill", "list", "--json", timeout=60)
         assert done.returncode == 0, done.stderr
@@ -115,6 +122,10 @@ class Rig:
 
 def _with_status(drill: dict[str, Any], wanted: set[str]) -> dict[str, Any] | None:
     return drill if drill["status"] in wanted else None
+
+
+def _restoring(commands: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    return commands if commands and commands[-1]["running"] and "restore" in commands[-1]["argv"] else None
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, every: float = 0.3) -> Any:
@@ -271,9 +282,15 @@ def test_requested_drill_goes_queued_running_passed(rig: Rig) -> None:
     daemon = rig.daemon()
     running = rig.wait_status(drill_id, {"running"})
     assert running["worker"] == f"{daemon.pid}@{os.uname().nodename}"
+    # while restic's restore is held, the log already holds the commands that ended and the restore, running
+    live = wait_for(lambda: _restoring(rig.drill_log(drill_id)), 60, "the running restore in the drill's log")
+    assert [c["argv"][-1] for c in live[:2]] == ["version", "--json"] and "ls" in live[2]["argv"]
+    assert all(not c["running"] and c["exit_code"] == 0 for c in live[:-1])
     rig.open_gate()
     passed = rig.wait_status(drill_id, {"passed", "failed", "error", "interrupted"})
     assert passed["status"] == "passed", passed["message"]
+    final = rig.drill_log(drill_id)
+    assert len(final) == len(live) and not any(c["running"] for c in final) and final[-1]["exit_code"] == 0
     finished = daemon.wait_event("drill.finished")
     assert finished["drill_id"] == drill_id and finished["status"] == "passed"
     # the daemon serves its metrics meanwhile (preuve.metrics)
@@ -298,6 +315,9 @@ def test_sigterm_during_a_drill_interrupts_it_cleans_and_exits_0(rig: Rig) -> No
     assert drill["status"] == "interrupted", drill
     assert "stopped before it finished" in drill["message"]
     assert drill["failure_class"] is None  # not an error: a deliberate stop
+    restore = rig.drill_log(drill_id)[-1]  # the command it stopped stays in the log, marked so
+    assert "restore" in restore["argv"] and not restore["running"] and restore["exit_code"] is None
+    assert restore["note"].startswith("stopped before it finished")
     assert rig.setup.sandboxes() == []
     assert wait_for(lambda: _gone(restic_pid), 10, "the held restore to end")
     events = [e.get("event") for e in daemon.events()]
@@ -326,6 +346,9 @@ def test_kill_9_during_a_drill_then_restart_interrupts_and_retries_once(rig: Rig
     assert retry["requested_by"] == f"retry of #{drill_id}"
     old = rig.drill_json(drill_id)
     assert old["status"] == "interrupted" and str(first.pid) in old["message"]
+    restore = rig.drill_log(drill_id)[-1]  # shown running when its daemon died; closed by the recovery
+    assert "restore" in restore["argv"] and not restore["running"] and restore["exit_code"] is None
+    assert "process running the drill ended" in restore["note"]
     # a few more rounds of the loops: nothing recovered or retried twice
     time.sleep(3)
     assert sorted(d["id"] for d in rig.drills()) == sorted([drill_id, retry_id])

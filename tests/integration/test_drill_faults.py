@@ -63,9 +63,7 @@ def test_corrupt_tree_pack_is_caught_despite_a_warm_cache(setup: Setup, tmp_path
     env = setup.repo.restic_env(cache_dir=cache)
     run_restic(["restore", "latest", "--target", str(tmp_path / "warmup")], env, no_cache=False)
     faults.corrupt_tree_pack(setup.repo.store, setup.repo.restic_env())
-    masked = run_restic(
-        ["restore", "latest", "--target", str(tmp_path / "masked")], env, no_cache=False, check=False
-    )
+    masked = run_restic(["restore", "latest", "--target", str(tmp_path / "masked")], env, no_cache=False, check=False)
     assert masked.returncode == 0, "the warm cache should hide the damage from plain restic (RESTIC.md 7.1)"
     rc, result = setup.drill()
     _assert_failed(setup, result, rc, "corrupt-data")

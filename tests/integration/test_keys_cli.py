@@ -24,7 +24,9 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from preuve.cli import app
-from preuve.reports.keys import keyid_of, load_signing_key
+from preuve.reports.keys import key_info, keyid_of, load_signing_key
+from preuve.reports.pades import sign_pdf
+from preuve.reports.render import html_to_pdf
 from preuve.reports.statement import build_statement, sign_envelope
 from tests.integration.drill_helpers import PREUVE
 
@@ -63,10 +65,21 @@ def _show(config: Path) -> dict[str, Any]:
     return shown
 
 
-def _attest(config: Path, out: Path, pdf_bytes: bytes = b"%PDF-1.7\nthe attestation\n%%EOF\n") -> tuple[Path, Path]:
-    """A PDF and its statement, signed with the configuration's current key, as `preuve attest` will write them."""
+def _signed_pdf(config: Path, words: str = "the attestation") -> bytes:
+    """A real PDF carrying the configuration's PAdES signature (what `preuve verify` checks in a PDF)."""
+    return sign_pdf(html_to_pdf(f"<html><body><p>{words}</p></body></html>"), config / "keys")
+
+
+def _signing(config: Path) -> dict[str, str]:
+    info = key_info(config / "keys")
+    return {"keyid": info.keyid, "certificate_sha256": info.certificate_sha256}
+
+
+def _attest(config: Path, out: Path, pdf_bytes: bytes | None = None) -> tuple[Path, Path]:
+    """A PDF and its statement, signed with the configuration's current keys, as `preuve attest` writes them."""
     out.mkdir(parents=True, exist_ok=True)
     pdf = out / "acme-2025-01.pdf"
+    pdf_bytes = pdf_bytes if pdf_bytes is not None else _signed_pdf(config)
     pdf.write_bytes(pdf_bytes)
     key = load_signing_key(config / "keys")
     predicate = {
@@ -77,6 +90,7 @@ def _attest(config: Path, out: Path, pdf_bytes: bytes = b"%PDF-1.7\nthe attestat
         "drills_passed": 29,
         "ledger": {"head": LEDGER_HEAD},
         "targets": [{"name": "usb"}],
+        "signing": _signing(config),
     }
     statement = build_statement(pdf.name, hashlib.sha256(pdf_bytes).hexdigest(), predicate)
     envelope_file = out / "acme-2025-01.statement.json"
@@ -268,7 +282,7 @@ def test_verify_a_statement_offline_with_the_public_key_alone(keyed: Path, tmp_p
     by_pdf = _preuve("verify", str(pdf), "--key", public_key, cwd=empty)
     assert by_pdf.returncode == 0, by_pdf.stderr
     assert "SHA-256 matches" in by_pdf.stdout
-    assert "PAdES" in by_pdf.stdout and "not checked" in by_pdf.stdout
+    assert "PDF signature (PAdES): valid" in by_pdf.stdout
 
 
 def _flip_in_payload(statement: Path) -> None:
@@ -419,10 +433,12 @@ def test_verify_with_the_real_ledger_export(keyed: Path, tmp_path: Path) -> None
     out = tmp_path / "out"
     out.mkdir()
     pdf = out / "acme-2025-01.pdf"
-    pdf.write_bytes(b"%PDF-1.7\n")
+    pdf.write_bytes(_signed_pdf(keyed))
     key = load_signing_key(keyed / "keys")
     statement = build_statement(
-        pdf.name, hashlib.sha256(pdf.read_bytes()).hexdigest(), {"client": "acme", "ledger": {"head": head, "seq": 3}}
+        pdf.name,
+        hashlib.sha256(pdf.read_bytes()).hexdigest(),
+        {"client": "acme", "ledger": {"head": head, "seq": 3}, "signing": _signing(keyed)},
     )
     envelope = out / "acme-2025-01.statement.json"
     envelope.write_text(json.dumps(sign_envelope(statement, key, keyid_of(key))))

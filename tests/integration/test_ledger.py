@@ -22,6 +22,7 @@ from preuve.errors import FailureClass
 from preuve.policies.evaluate import PolicyReport
 from preuve.policies.facts import RuleResult, Verdict
 from preuve.policies.period import Period
+from preuve.reports import chain
 from preuve.store import ledger
 from preuve.store.db import Store
 from preuve.store.models import metadata
@@ -275,6 +276,62 @@ def test_deleted_newest_entry_is_caught_by_its_unrecorded_result(synced: Store) 
     problem = only_problem(synced)
     assert (problem.seq, problem.what) == (5, "removed")
     assert f"probe #{ids['probe2']}" in problem.message
+
+
+def _now_probe() -> ProbeResult:
+    """A probe that ends now, as the daemon's probes do (its time says it was recorded after the chain began)."""
+    now = datetime.now(UTC)
+    return replace(probe(), started_at=now - timedelta(seconds=3), finished_at=now)
+
+
+def _policy_report(verdict: Verdict) -> PolicyReport:
+    now = datetime.now(UTC)
+    result = RuleResult("rpo", "acme/nas", verdict, 30.5, 24, "the newest snapshot is 30 h old", references=("x",))
+    return PolicyReport(client="acme", name="ACME", policy="standard", period=Period(now - timedelta(days=1), now),
+                        verdict=verdict, rules=(result,))  # fmt: skip
+
+
+def test_deleting_a_chains_only_probe_or_flip_entry_is_caught(synced: Store, config: Config) -> None:
+    """No other entry of that kind is left to compare with: the row's own time says it is newer than the chain."""
+    run_drill(synced, "acme/nas", drill_result(finished_at=datetime.now(UTC)))
+    probe_id = record_probe(synced, "acme/nas", _now_probe())
+    assert ledger.verify(synced) == []
+    sql(synced, "DELETE FROM ledgerentry WHERE client_id = 'acme' AND seq = 2")
+    problem = only_problem(synced)
+    assert (problem.seq, problem.what) == (2, "removed") and f"probe #{probe_id}" in problem.message
+    assert chain.verify_client(synced, "acme") == problem  # the attestation's fast check agrees
+
+    sql(synced, "DELETE FROM probe WHERE id = :id", id=probe_id)  # (its row gone too: a chain of one drill again)
+    assert ledger.verify(synced) == []
+    assert on_policy_report(config, synced, _policy_report(Verdict.VIOLATED))
+    assert ledger.verify(synced) == []
+    sql(synced, "DELETE FROM ledgerentry WHERE client_id = 'acme' AND seq = 2")
+    problem = only_problem(synced)
+    assert (problem.seq, problem.what) == (2, "removed") and "flip #" in problem.message
+    assert chain.verify_client(synced, "acme") == problem
+
+
+def test_deleting_a_drill_that_finished_after_a_newer_one_is_caught(synced: Store) -> None:
+    """Drills get their ids when requested: the newest entry can be the drill with the smaller id."""
+    now = datetime.now(UTC)
+    slow = create_drill(synced, "acme/nas", DrillKind.FULL, "test")
+    run_drill(synced, "acme/nas", drill_result(finished_at=now))
+    finish_drill(synced, slow, drill_result(kind=DrillKind.FULL, finished_at=now + timedelta(seconds=1)))
+    assert ledger.verify(synced) == []
+    sql(synced, "DELETE FROM ledgerentry WHERE client_id = 'acme' AND seq = 2")
+    problem = only_problem(synced)
+    assert (problem.seq, problem.what) == (2, "removed") and f"drillrun #{slow}" in problem.message
+
+
+def test_results_recorded_before_the_ledger_began_need_no_entry(synced: Store) -> None:
+    """An installation upgraded to the ledger: its older probes and drills predate the chain's first entry."""
+    old = datetime.now(UTC) - timedelta(hours=2)
+    record_probe(synced, "acme/nas", replace(probe(), started_at=old, finished_at=old + timedelta(seconds=3)))
+    run_drill(synced, "acme/nas", drill_result(finished_at=old + timedelta(minutes=5)))
+    sql(synced, "DELETE FROM ledgerentry")  # as before the upgrade: results, no chain
+    assert ledger.verify(synced) == []
+    record_probe(synced, "acme/nas", _now_probe())  # the first entry of the new chain
+    assert ledger.verify(synced) == [] and chain.verify_client(synced, "acme") is None
 
 
 def test_swapped_entries_are_named(synced: Store) -> None:

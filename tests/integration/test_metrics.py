@@ -385,7 +385,7 @@ def test_a_database_that_stops_answering(filled: Store, config: Config) -> None:
 
 
 def test_targets_whose_drills_are_old(filled: Store, config: Config) -> None:
-    """Drills requested before metrics.RECENT are read by the second path (and kept in its cache)."""
+    """Drills finished long ago still give the last status and the estimate (one index lookup per target)."""
     long_ago = NOW - timedelta(days=60)
     old = drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.FAILED, long_ago + timedelta(hours=1),
                 failure_class=FailureClass.CORRUPT_DATA, estimate_s=50.0)  # fmt: skip
@@ -397,7 +397,7 @@ def test_targets_whose_drills_are_old(filled: Store, config: Config) -> None:
     started = start_metrics_server(config, filled, cache_s=0)
     try:
         assert started.url is not None
-        for _ in range(2):  # the second scrape answers from the cache of old rows
+        for _ in range(2):  # the same on every scrape: nothing cached in the reader
             m = scrape(started.url)
             assert m["preuve_last_drill_status"][labels(*NAS, drill="restore", status="failed")] == 1
             finished = m["preuve_last_drill_finished_timestamp_seconds"][labels(*NAS, drill="restore")]
@@ -405,5 +405,21 @@ def test_targets_whose_drills_are_old(filled: Store, config: Config) -> None:
             assert m["preuve_estimated_full_restore_seconds"][labels(*NAS)] == 50.0
             # 60 days old: not among the failures of the last 30 days
             assert m["preuve_drill_failures_30d"][(("failure_class", "corrupt-data"),)] == 0
+    finally:
+        started.stop()
+
+
+def test_estimate_from_an_older_drill_when_the_newest_measured_nothing(filled: Store, config: Config) -> None:
+    """The newest sample of beta/nas failed before measuring; the estimate is the one an older sample measured."""
+    drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.PASSED, NOW - timedelta(days=5), estimate_s=300.0)
+    drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.PASSED, NOW - timedelta(days=3), estimate_s=450.0)
+    drill(filled, "beta/nas", DrillKind.SAMPLE, DrillStatus.ERROR, NOW - timedelta(hours=2),
+          failure_class=FailureClass.UNREACHABLE)  # fmt: skip
+    started = start_metrics_server(config, filled, cache_s=0)
+    try:
+        assert started.url is not None
+        m = scrape(started.url)
+        assert m["preuve_last_drill_status"][labels(*NAS, drill="restore", status="error")] == 1
+        assert m["preuve_estimated_full_restore_seconds"][labels(*NAS)] == 450.0
     finally:
         started.stop()

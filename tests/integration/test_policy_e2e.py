@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 def _preuve(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PREUVE, "--config", str(config), *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [*PREUVE, "--config", str(config), *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def _rules(report: dict[str, Any], rule: str) -> dict[str | None, dict[str, Any]]:
@@ -47,7 +49,10 @@ def estate(tmp_path: Path, moto_server: S3Server) -> tuple[Path, str]:
     locked = moto_server.create_bucket("acme-locked", object_lock=True, versioning=True)
     moto_server.client().put_object_lock_configuration(
         Bucket=locked,
-        ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}}},
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}},
+        },
     )
     plain = moto_server.create_bucket("acme-plain")
     init_and_backup(str(tmp_path / "usb"), password, source)
@@ -69,7 +74,13 @@ def estate(tmp_path: Path, moto_server: S3Server) -> tuple[Path, str]:
             "usb": {"kind": "local", "path": str(tmp_path / "usb"), "location": "onsite", "media": "disk", **common},
             "locked": {**s3, "bucket": locked},
             "plain": {**s3, "bucket": plain},
-            "laptop": {"kind": "local", "path": str(tmp_path / "laptop-repo"), "location": "onsite", "media": "disk", **common},
+            "laptop": {
+                "kind": "local",
+                "path": str(tmp_path / "laptop-repo"),
+                "location": "onsite",
+                "media": "disk",
+                **common,
+            },
         },
     }
     (config / "jobs" / "acme.yaml").write_text(yaml.safe_dump(job))

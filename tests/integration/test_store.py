@@ -46,7 +46,7 @@ T = TypeVar("T")
 TB = 2**40
 PARIS = timezone(timedelta(hours=2))
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
-HEAD = "0005"  # the newest migration
+HEAD = "0008"  # the newest migration
 
 ACME = """\
 client: ACME

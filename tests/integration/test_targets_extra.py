@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("target_repo", ["s3"], indirect=True)
-def test_probe_reads_object_lock_from_the_bucket(tmp_path: Path, target_repo: TargetRepo, moto_server: S3Server) -> None:
+def test_probe_reads_object_lock_from_the_bucket(
+    tmp_path: Path, target_repo: TargetRepo, moto_server: S3Server
+) -> None:
     setup = make_setup(tmp_path, target_repo)
     done = setup.preuve("targets", "probe", setup.ref, "--json")
     facts = json.loads(done.stdout)["facts"]["s3"]
@@ -67,7 +69,9 @@ def test_source_on_the_nas_is_compared_over_sftp(tmp_path: Path, target_repo: Ta
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("target_repo", ["local"], indirect=True)
-def test_drills_recorded_in_postgresql(tmp_path: Path, target_repo: TargetRepo, postgres_server: PostgresServer) -> None:
+def test_drills_recorded_in_postgresql(
+    tmp_path: Path, target_repo: TargetRepo, postgres_server: PostgresServer
+) -> None:
     setup = make_setup(tmp_path, target_repo)
     url = postgres_server.create_database()
     (setup.config / "preuve.toml").write_text(f'database = "{url}"\nsandbox = "{setup.sandbox}"\n')
@@ -116,7 +120,9 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
         f"client: Demo\ntargets:\n  usb:\n    kind: local\n    path: {tmp_path / 'repo'}\n"
         f"    password_file: repo.pass\n    location: onsite\n    media: disk\n"
     )
-    piped = subprocess.run([*PREUVE, "--config", str(config), "drill", "run", "demo/usb"], capture_output=True, text=True, check=False)
+    piped = subprocess.run(
+        [*PREUVE, "--config", str(config), "drill", "run", "demo/usb"], capture_output=True, text=True, check=False
+    )
     assert piped.returncode == 0, piped.stderr
     assert "verifying" not in piped.stderr and "restoring" not in piped.stderr
 

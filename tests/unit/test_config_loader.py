@@ -434,7 +434,7 @@ def test_toml_bad_duration(folder: Path) -> None:
         ('drill = {open_timeout = "x"}\n', "open_timeout", "drill.open_timeout", "not a duration"),
         ("drill = 5\n", "drill", "drill", "must be a mapping"),
         # keys inside a multi-line string or array are not mistaken for settings
-        ('[web]\nbanner = """\n[drill]\nopen_timeout = 1\n"""\n[drill]\nopen_timeout = "x"\n', 'open_timeout = "x"',
+        ('[smtp]\nusername = """\n[drill]\nopen_timeout = 1\n"""\n[drill]\nopen_timeout = "x"\n', 'open_timeout = "x"',
          "drill.open_timeout", "not a duration"),
         ('[alerts]\nemail = [\n  "a@b.c",\n]\n[drill]\nopen_timeout = "x"\n', 'open_timeout = "x"',
          "drill.open_timeout", "not a duration"),

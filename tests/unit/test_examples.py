@@ -100,7 +100,7 @@ def test_example_preuve_toml_loads(folder: Path) -> None:
     assert set(load_toml(folder / "preuve.toml").data["drill"]) == set(DrillSettings.model_fields)
     assert settings.drill == DrillSettings()
     assert settings.metrics.listen == "127.0.0.1:9464"
-    assert settings.web["listen"] == "127.0.0.1:8080"
+    assert settings.web is not None and settings.web.listen == "127.0.0.1:8080"
     assert settings.alerts.email == ["support@provider.example"]
     assert settings.alerts.reminder_after == "24h"
     assert settings.smtp.sender == "Preuve <preuve@provider.example>"

@@ -202,7 +202,27 @@ def test_desired_jobs_from_the_job_files(config: Config) -> None:
     assert by_id["probe:acme/t0"].description != by_id["probe:acme/t1"].description
     with_attest, _ = plan.desired_jobs(config, "/cfg", UTC, attest=True)
     attest = next(spec for spec in with_attest if spec.id == "attest")
-    assert attest.trigger.get_next_fire_time(None, T0) == datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
+    # every morning (idempotent: it issues the month once and retries failed e-mails the next day)
+    assert attest.trigger.get_next_fire_time(None, T0) == datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
+    assert attest.args == ("/cfg", "UTC")
+
+
+def test_the_attestation_run_is_daily_in_the_daemons_zone_and_attests_its_last_complete_month(config: Config) -> None:
+    from zoneinfo import ZoneInfo
+
+    from preuve.reports.monthly import month_just_ended, zone
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    specs, _ = plan.desired_jobs(config, "/cfg", tokyo, attest=True)
+    attest = next(spec for spec in specs if spec.id == "attest")
+    assert attest.args == ("/cfg", "Asia/Tokyo") and zone("Asia/Tokyo") == tokyo
+    first = attest.trigger.get_next_fire_time(None, datetime(2026, 10, 31, 12, 0, tzinfo=UTC))
+    assert first == datetime(2026, 11, 1, 6, 0, tzinfo=tokyo)  # 31 October 21:00 UTC
+    # seen from Tokyo, October is over on 1 November at 06:00, although it is still 31 October in UTC
+    assert month_just_ended(first, tokyo) == "2026-10" and month_just_ended(first) == "2026-09"
+    new_york = ZoneInfo("America/New_York")
+    assert month_just_ended(datetime(2026, 11, 1, 3, 0, tzinfo=UTC), new_york) == "2026-09"  # 23:00 on 31 Oct
+    assert month_just_ended(datetime(2026, 11, 1, 6, 0, tzinfo=new_york), new_york) == "2026-10"
 
 
 def test_a_broken_schedule_is_a_located_problem(tmp_path: Path) -> None:

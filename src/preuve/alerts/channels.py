@@ -90,10 +90,16 @@ def email_message(config: Config, message: Message, recipients: list[str]) -> Em
 
 def send_email(config: Config, message: Message, recipients: list[str] | None = None) -> str:
     """Send ``message`` to ``recipients`` (default: alerts.email); returns a note on recipients refused, or ""."""
-    smtp = config.settings.smtp
     to = list(recipients if recipients is not None else config.settings.alerts.email)
     if not to:
         raise ChannelError("no e-mail recipient: alerts.email in preuve.toml is empty")
+    return smtp_send(config, email_message(config, message, to), to)
+
+
+def smtp_send(config: Config, email: EmailMessage, to: list[str]) -> str:
+    """Hand a composed message to the configured SMTP server (alerts and attestations share this path); returns a
+    note on recipients refused, or "". Raises :class:`ChannelError` with a sentence for every failure."""
+    smtp = config.settings.smtp
     password = _smtp_password(config)
     if smtp.username and password is None:
         raise ChannelError("smtp.username is set but smtp.password_file is not: Preuve cannot log in")
@@ -105,7 +111,6 @@ def send_email(config: Config, message: Message, recipients: list[str] | None = 
         )
     timeout = smtp_timeout(config)
     server = f"{smtp.host}:{smtp.port}"
-    email = email_message(config, message, to)
     try:
         client: smtplib.SMTP
         if smtp.ssl:

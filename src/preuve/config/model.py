@@ -304,6 +304,36 @@ class SmtpSettings(_Strict):
         return value
 
 
+class WebSettings(_Strict):
+    """The web console (provider console and client portal), served by `preuve web` or by the daemon."""
+
+    listen: str = "127.0.0.1:8080"  # keep it on loopback behind a TLS reverse proxy (deploy/nginx-preuve.conf)
+    public_url: str | None = None  # the address users type, e.g. https://preuve.provider.example
+    session_lifetime: str = "12h"  # a browser session ends this long after login
+    max_failed_logins: int = Field(default=5, ge=1)  # wrong passwords in a row before the account locks
+    lockout: str = "15m"  # how long a locked account refuses every password
+
+    _listen = field_validator("listen")(classmethod(lambda cls, v: _listen(v)))
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s@]+(/\S*)?$", value):
+            raise ValueError("must be the console's http:// or https:// address, like https://preuve.example.net")
+        return value.rstrip("/") if value else value
+
+    @field_validator("session_lifetime", "lockout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS when users reach the console by an https:// address (behind a TLS proxy)."""
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+
 class Settings(_Strict):
     database: str = "sqlite:///preuve.db"
     sandbox: str = "sandbox"
@@ -315,8 +345,8 @@ class Settings(_Strict):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
-    # Read by the web console (a later part of Preuve); accepted here so that one preuve.toml serves every version.
-    web: dict[str, object] = Field(default_factory=dict)
+    # None: no [web] section; `preuve web` then serves with the defaults and the daemon serves no console.
+    web: WebSettings | None = None
 
 
 def resolve(base: Path, value: str) -> Path:

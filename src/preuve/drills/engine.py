@@ -36,6 +36,7 @@ from preuve.restic.execute import Cancelled
 from preuve.restic.parse import LsItem, Node, Snapshot
 from preuve.restic.runner import Restic
 from preuve.restic.versions import has
+from preuve.restic.watch import CommandWatcher
 from preuve.targets.access import repo_access
 from preuve.targets.ssh import explain_sftp_failure
 
@@ -85,8 +86,17 @@ def choose_snapshot(snapshots: list[Snapshot], wanted: str | None, label: str) -
 
 
 class _Drill:
-    def __init__(self, config: Config, target: TargetRef, drill_id: int, options: DrillOptions, progress: Progress):
+    def __init__(
+        self,
+        config: Config,
+        target: TargetRef,
+        drill_id: int,
+        options: DrillOptions,
+        progress: Progress,
+        watcher: CommandWatcher | None = None,
+    ):
         self.config = config
+        self.watcher = watcher
         self.target = target
         self.drill_id = drill_id
         self.options = options
@@ -123,6 +133,7 @@ class _Drill:
                     tmpdir=sandbox.tmp,
                     cache_dir=sandbox.cache_dir,
                     open_timeout_s=self.open_timeout_s,
+                    watcher=self.watcher,
                 )
                 self.result.restic_version = str(self.restic.version)
                 self.progress("opening the repository", None, None)
@@ -562,7 +573,13 @@ class _Drill:
 
 
 def execute_drill(
-    config: Config, target: TargetRef, drill_id: int, options: DrillOptions, progress: Progress | None = None
+    config: Config,
+    target: TargetRef,
+    drill_id: int,
+    options: DrillOptions,
+    progress: Progress | None = None,
+    watcher: CommandWatcher | None = None,
 ) -> DrillResult:
-    """Run one drill and return its result; the sandbox is gone when this returns."""
-    return _Drill(config, target, drill_id, options, progress or _noop).run()
+    """Run one drill and return its result; the sandbox is gone when this returns. ``watcher`` sees each restic
+    command start, print and end (the live restore log, :mod:`preuve.drills.live`)."""
+    return _Drill(config, target, drill_id, options, progress or _noop, watcher).run()

@@ -41,6 +41,8 @@ class CommandLog:
     stderr: str
     timed_out: bool = False
     note: str = ""  # e.g. "stdout: 3196 lines, first 64 KiB kept"
+    # Still running when this was written (the live restore log): duration so far, stderr's last lines, no exit code.
+    running: bool = False
 
 
 @dataclass(frozen=True)

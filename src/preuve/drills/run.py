@@ -1,6 +1,6 @@
 """The seam between "a drill is due" and "run this drill": functions that take ids, read everything else from the
 configuration and the store, and write the result through the store. Nothing about a running drill lives only in
-the memory of whoever started it.
+the memory of whoever started it: its restic commands reach the store as they run (:mod:`preuve.drills.live`).
 
 Every drill holds its repository's lock (:mod:`preuve.scheduler.locks`) from before its row turns ``running`` until
 after its result is written, whether a technician runs it (:func:`run_now`) or a daemon does (:func:`run_queued`):
@@ -26,6 +26,7 @@ from preuve.config.loader import Config, TargetRef, load_config
 from preuve.config.units import parse_duration
 from preuve.drills.engine import DrillOptions, Progress, execute_drill
 from preuve.drills.integrity import next_subset, parts_for
+from preuve.drills.live import LiveLog
 from preuve.drills.result import DrillKind, DrillResult, DrillStatus
 from preuve.drills.sandbox import sweep
 from preuve.errors import ConfigurationError, FailureClass
@@ -137,7 +138,8 @@ def run_now(
                 status=DrillStatus.RUNNING,
                 options={k: v for k, v in recorded.items() if v},
             )
-            result = execute_drill(config, target, drill_id, options, progress)
+            with LiveLog(store, drill_id) as live:
+                result = execute_drill(config, target, drill_id, options, progress, watcher=live)
             _record(store, target.ref, drill_id, result)
     finally:
         lease.release()
@@ -220,7 +222,8 @@ def run_queued(
                     snapshot=str(recorded["snapshot"]) if recorded.get("snapshot") else None,
                     subset=str(subset) if subset else None,
                 )
-                result = execute_drill(config, target, drill_id, options)
+                with LiveLog(store, drill_id) as live:
+                    result = execute_drill(config, target, drill_id, options, watcher=live)
                 _record_retrying(store, target.ref, drill_id, result, RECORD_RETRY_S)
             return result.status
         finally:

@@ -337,48 +337,59 @@ def run(
     finally:
         if gated is not None:
             os.close(gated[1])  # the child has its copy
-    stdout: IO[bytes] = os.fdopen(gated[0], "rb") if gated is not None else _pipe(process.stdout)
-    with _running_lock:
-        _running[process.pid] = shown[0]
-        if scope is not None:
-            _scoped[process.pid] = (process, scope)
-    if scope is not None and scope.cancelled:
-        # cancelled between the check above and the registration: cancel() did not see this process
-        threading.Thread(target=_end, args=(process,), name=f"cancel-{process.pid}", daemon=True).start()
+    # From here on restic runs: an interruption (Ctrl-C arrives whenever it likes, e.g. while a thread starts)
+    # must end it, so everything up to the reading loop is guarded too.
+    try:
+        stdout: IO[bytes] = os.fdopen(gated[0], "rb") if gated is not None else _pipe(process.stdout)
+        with _running_lock:
+            _running[process.pid] = shown[0]
+            if scope is not None:
+                _scoped[process.pid] = (process, scope)
+        if scope is not None and scope.cancelled:
+            # cancelled between the check above and the registration: cancel() did not see this process
+            threading.Thread(target=_end, args=(process,), name=f"cancel-{process.pid}", daemon=True).start()
 
-    out = _Keeper(keep_tail=False)
-    err = _Keeper(keep_tail=True)
-    timed_out = threading.Event()
-    callback_error: list[BaseException] = []
+        out = _Keeper(keep_tail=False)
+        err = _Keeper(keep_tail=True)
+        timed_out = threading.Event()
+        callback_error: list[BaseException] = []
 
-    def read_stderr() -> None:
-        assert process.stderr is not None
-        for raw in process.stderr:
-            line = raw.decode("utf-8", errors="replace")
-            err.add(line)
-            if on_stderr is not None:
-                try:
-                    on_stderr(line)
-                except Exception as exc:  # report on the main thread
-                    callback_error.append(exc)
+        def read_stderr() -> None:
+            assert process.stderr is not None
+            for raw in process.stderr:
+                line = raw.decode("utf-8", errors="replace")
+                err.add(line)
+                if on_stderr is not None:
+                    try:
+                        on_stderr(line)
+                    except Exception as exc:  # report on the main thread
+                        callback_error.append(exc)
 
-    def watchdog() -> None:
-        timed_out.set()
+        def watchdog() -> None:
+            timed_out.set()
+            _end(process)
+
+        stdout_done = threading.Event()
+
+        def reaper() -> None:
+            # If restic dies (OOM killer, kill -9) its children may keep our pipes open and stdout would never end:
+            # once restic itself is gone, whatever is left of its process group follows it.
+            process.wait()
+            if not stdout_done.wait(ORPHAN_GRACE_S):
+                _kill_group(process.pid, signal.SIGKILL)
+
+        stderr_thread = threading.Thread(target=read_stderr, name=f"stderr-{process.pid}", daemon=True)
+        stderr_thread.start()
+        deadline.arm(start, watchdog)
+        threading.Thread(target=reaper, name=f"reaper-{process.pid}", daemon=True).start()
+    except BaseException:
+        deadline.disarm()
+        with _running_lock:
+            _running.pop(process.pid, None)
+            _scoped.pop(process.pid, None)
         _end(process)
-
-    stdout_done = threading.Event()
-
-    def reaper() -> None:
-        # If restic dies (OOM killer, kill -9) its children may keep our pipes open and stdout would never end:
-        # once restic itself is gone, whatever is left of its process group follows it.
-        process.wait()
-        if not stdout_done.wait(ORPHAN_GRACE_S):
-            _kill_group(process.pid, signal.SIGKILL)
-
-    stderr_thread = threading.Thread(target=read_stderr, name=f"stderr-{process.pid}", daemon=True)
-    stderr_thread.start()
-    deadline.arm(start, watchdog)
-    threading.Thread(target=reaper, name=f"reaper-{process.pid}", daemon=True).start()
+        _kill_group(process.pid, signal.SIGKILL)
+        raise
     lines = 0
     try:
         if gated is not None and stdout_gate is not None:

@@ -1,14 +1,18 @@
 """restic bound to one repository: builds argv, runs it through :mod:`execute`, parses, classifies, logs.
 
-Every call lands in ``self.log`` (masked), which becomes the drill's restore log.
+Every call lands in ``self.log`` (masked), which becomes the drill's restore log; a ``watcher``
+(:class:`preuve.restic.watch.CommandWatcher`) also sees each command start, print and end, so that the log can be
+followed while the drill runs.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
+from preuve import redact
 from preuve.drills.result import CommandLog
 from preuve.errors import FailureClass, PreuveError
 from preuve.restic import commands, execute
@@ -16,6 +20,7 @@ from preuve.restic.classify import classify, lock_holder
 from preuve.restic.environment import child_env
 from preuve.restic.parse import LsItem, Snapshot, parse_ls_line, parse_snapshots
 from preuve.restic.versions import MINIMUM_SUPPORTED, Version, parse_version
+from preuve.restic.watch import CommandWatcher
 from preuve.targets.access import RepoAccess
 
 _versions: dict[str, tuple[Version, execute.Completed]] = {}
@@ -59,8 +64,10 @@ class Restic:
         tmpdir: Path,
         cache_dir: Path | None,
         open_timeout_s: float,
+        watcher: CommandWatcher | None = None,
     ) -> None:
         self.binary = binary
+        self.watcher = watcher
         self.access = access
         self.label = label
         self.cache_dir = cache_dir
@@ -73,8 +80,13 @@ class Restic:
     def version(self) -> Version:
         if self._version is None:
             self._version, completed = detect_version(self.binary, self.env)
-            self.log.append(completed.to_log(note="version detected once per process"))
+            self._logged(completed.to_log(note="version detected once per process"))
         return self._version
+
+    def _logged(self, command: CommandLog) -> None:
+        self.log.append(command)
+        if self.watcher is not None:
+            self.watcher.finished(len(self.log), command)
 
     def _argv(self, args: Iterable[str]) -> tuple[str, ...]:
         options = commands.global_options(cache_dir=self.cache_dir, options=self.access.options)
@@ -93,17 +105,13 @@ class Restic:
         stdout_gate: threading.Event | None = None,
     ) -> tuple[execute.Completed, PreuveError | None]:
         version = self.version
-        completed = execute.run(
-            self._argv(args),
-            env=self.env,
-            deadline_s=deadline_s,
-            on_stdout=on_stdout,
-            keep_stdout=keep_stdout,
-            stdout_gate=stdout_gate,
+        argv = self._argv(args)
+        completed = self._execute(
+            argv, deadline_s=deadline_s, on_stdout=on_stdout, keep_stdout=keep_stdout, stdout_gate=stdout_gate
         )
         if not keep_stdout:
             note = (note + "; " if note else "") + f"stdout: {completed.stdout_lines} lines, not kept"
-        self.log.append(completed.to_log(note=note))
+        self._logged(completed.to_log(note=note))
         seconds = deadline_s.seconds if isinstance(deadline_s, execute.Deadline) else deadline_s
         error = classify(completed, version, what=f"{what} on {self.label}", deadline_s=seconds)
         if error is not None and error.failure_class is FailureClass.REPO_LOCKED:
@@ -116,6 +124,50 @@ class Restic:
         if error is not None and check:
             raise error
         return completed, error
+
+    def _execute(
+        self,
+        argv: tuple[str, ...],
+        *,
+        deadline_s: float | execute.Deadline,
+        on_stdout: Callable[[str], None] | None,
+        keep_stdout: bool,
+        stdout_gate: threading.Event | None,
+    ) -> execute.Completed:
+        watcher = self.watcher
+        if watcher is None:
+            return execute.run(
+                argv,
+                env=self.env,
+                deadline_s=deadline_s,
+                on_stdout=on_stdout,
+                keep_stdout=keep_stdout,
+                stdout_gate=stdout_gate,
+            )
+        seq = len(self.log) + 1
+        watcher.started(seq, tuple(redact.mask(arg) for arg in argv), datetime.now(UTC))
+
+        def counted(line: str) -> None:
+            watcher.stdout_line(seq)
+            if on_stdout is not None:
+                on_stdout(line)
+
+        try:
+            return execute.run(
+                argv,
+                env=self.env,
+                deadline_s=deadline_s,
+                on_stdout=counted,
+                on_stderr=lambda line: watcher.stderr_line(seq, line),
+                keep_stdout=keep_stdout,
+                stdout_gate=stdout_gate,
+            )
+        except execute.Cancelled as exc:
+            watcher.abandoned(seq, f"stopped before it finished: {exc.reason}")
+            raise
+        except BaseException as exc:
+            watcher.abandoned(seq, f"stopped before it finished ({type(exc).__name__})")
+            raise
 
     def snapshots(self, *, no_lock: bool = False) -> list[Snapshot]:
         completed, _ = self.run(

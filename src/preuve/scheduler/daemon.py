@@ -180,6 +180,7 @@ class Daemon:
         self.standby_logged = False
         self.told_waiting: set[int] = set()  # drills whose wait for a busy repository was logged (once each)
         self.metrics: Any = None  # preuve.metrics.MetricsServer, when that module is installed
+        self.web: Any = None  # preuve.web.server.WebServer, when preuve.toml has a [web] section
         self.last_remind = 0.0
 
     # --- entry point -------------------------------------------------------------------------------------------
@@ -206,6 +207,7 @@ class Daemon:
         jobs.install(self.dir_key, config, self.store)
         sweep(config.sandbox_root)  # sandboxes of dead processes (each removal is logged by sweep)
         self._start_metrics(config, self.store)
+        self._start_web(config, self.store)
         self.pending_config_ok = True  # a configuration refused before a restart now loads: say so once
         log.info(
             "daemon started: %d clients, %d targets, %d scheduled jobs, database %s, worker %s",
@@ -544,6 +546,18 @@ class Daemon:
         except Exception:
             log.exception("metrics disabled: the endpoint could not start", extra={"event": "metrics.failed"})
 
+    def _start_web(self, config: Config, store: Store) -> None:
+        start = hooks.hook("start_web_server", "preuve.web.server")
+        if start is None:
+            return
+        try:
+            self.web = start(config, store, self._config)
+        except PreuveError as exc:
+            # Drills matter more than the console: run without it, loudly.
+            log.error("web console disabled: %s", exc.message, extra={"event": "web.failed"})
+        except Exception:
+            log.exception("web console disabled: it could not start", extra={"event": "web.failed"})
+
     def _dispatch(self) -> None:
         config, store = self._config(), self._store()
         queued = claimable(store)
@@ -696,6 +710,8 @@ class Daemon:
         jobs.uninstall(self.dir_key)
         if self.metrics is not None:
             self.metrics.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.store is not None:
             self.store.close()
         log.info(

@@ -178,10 +178,11 @@ def evaluate_policies(config_dir: str) -> None:
             hooks.call("on_policy_report", config, store, report)
 
 
-def monthly_attestation(config_dir: str) -> None:
-    """The 1st of the month: the attestation run (preuve.reports.monthly.run_monthly)."""
-    from preuve.reports.monthly import run_monthly  # type: ignore[import-not-found,unused-ignore]
+def monthly_attestation(config_dir: str, tz_name: str = "") -> None:
+    """Every morning: the attestation run (preuve.reports.monthly.run_monthly), in the daemon's time zone. It
+    issues the month that just ended once, and retries the e-mails that failed."""
+    from preuve.reports.monthly import run_monthly
 
-    log.info("monthly attestation run starting", extra={"event": "attest.started"})
-    run_monthly(config_dir)
-    log.info("monthly attestation run done", extra={"event": "attest.finished"})
+    log.info("attestation run starting", extra={"event": "attest.started"})
+    run_monthly(config_dir, tz_name or None)
+    log.info("attestation run done", extra={"event": "attest.finished"})

@@ -29,7 +29,9 @@ JOBS_MODULE = "preuve.scheduler.jobs"
 # Interval jobs count from this fixed instant, not from the daemon's start: the same configuration gives the same
 # fire times after every restart and on every server (and an unchanged job compares equal in reconcile).
 ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
-ATTEST_HOUR = 6  # the monthly attestation runs on the 1st at 06:00 local time, after the night's drills
+# The attestation run: every day at 06:00 local time, after the night's drills. It issues the month that just
+# ended once (on the 1st, or the 2nd east of UTC) and retries failed e-mails daily (preuve.reports.monthly).
+ATTEST_HOUR = 6
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,15 @@ def interval(every: timedelta, offset: timedelta = timedelta(0)) -> tuple[BaseTr
     return trigger, f"every {seconds}s from {start.isoformat()}"
 
 
+def zone_name(tz: tzinfo) -> str:
+    """The IANA name of ``tz`` ("Europe/Paris", "UTC"), as the attestation job receives it ("" if it has none:
+    the job then uses the server's zone)."""
+    key = getattr(tz, "key", None)
+    if isinstance(key, str):
+        return key
+    return "UTC" if tz in (UTC,) else ""
+
+
 def attest_available() -> bool:
     """Whether the monthly attestation exists in this installation (``preuve.reports.monthly.run_monthly``)."""
     try:
@@ -116,10 +127,10 @@ def desired_jobs(config: Config, config_dir: str, tz: tzinfo, *, attest: bool) -
     trigger, description = interval(parse_duration(daemon.policy_every))
     specs.append(JobSpec("policies", f"{JOBS_MODULE}:evaluate_policies", (config_dir,), trigger, description))
     if attest:
-        trigger = CronTrigger(day=1, hour=ATTEST_HOUR, minute=0, timezone=tz)
+        trigger = CronTrigger(hour=ATTEST_HOUR, minute=0, timezone=tz)
         specs.append(
-            JobSpec("attest", f"{JOBS_MODULE}:monthly_attestation", (config_dir,), trigger,
-                    f"monthly day 1 {ATTEST_HOUR:02d}:00 {tz}")
+            JobSpec("attest", f"{JOBS_MODULE}:monthly_attestation", (config_dir, zone_name(tz)), trigger,
+                    f"daily {ATTEST_HOUR:02d}:00 {tz}")
         )  # fmt: skip
     return specs, problems
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, select, text
+from sqlalchemy import Row, Table, insert, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -100,14 +100,14 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     """JSON read from a source row, made ledger-safe: an integral float becomes an int, any other its repr."""
     if isinstance(value, float):
         return int(value) if value.is_integer() else repr(value)
     if isinstance(value, dict):
-        return {str(k): _integral(v) for k, v in value.items()}
+        return {str(k): integral(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_integral(v) for v in value]
+        return [integral(v) for v in value]
     return value
 
 
@@ -285,9 +285,9 @@ def _drill_payload(run: Row[Any], target_ref: str, findings: Sequence[Row[Any]])
     }
 
 
-def _probe_payload(probe: Row[Any], target_ref: str) -> dict[str, Any]:
+def probe_payload(probe: Row[Any], target_ref: str) -> dict[str, Any]:
     try:
-        facts = _integral(json.loads(probe.facts)) if probe.facts else {}
+        facts = integral(json.loads(probe.facts)) if probe.facts else {}
     except ValueError:
         facts = {"unreadable": probe.facts}
     return {
@@ -336,7 +336,7 @@ def _flip_payload(flip: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+def chunks(ids: Iterable[int]) -> Iterator[list[int]]:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), _CHUNK):
         yield ordered[start : start + _CHUNK]
@@ -345,7 +345,7 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 def _drill_sources(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
     """Drill id -> (client, ledger kind, payload) for final drills; drills not final are left out."""
     found: dict[int, tuple[str, str, dict[str, Any]]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         runs = connection.execute(
             select(_DRILL, _TARGET.c.ref, _TARGET.c.client_id)
             .join(_TARGET, _DRILL.c.target_id == _TARGET.c.id)
@@ -368,31 +368,31 @@ def _drill_sources(connection: Connection, ids: Iterable[int]) -> dict[int, tupl
 
 def _probe_sources(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
     found: dict[int, tuple[str, str, dict[str, Any]]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = connection.execute(
             select(_PROBE, _TARGET.c.ref, _TARGET.c.client_id)
             .join(_TARGET, _PROBE.c.target_id == _TARGET.c.id)
             .where(_PROBE.c.id.in_(chunk))
         ).all()
         for row in rows:
-            found[row.id] = (row.client_id, "probe", _probe_payload(row, row.ref))
+            found[row.id] = (row.client_id, "probe", probe_payload(row, row.ref))
     return found
 
 
 def _flip_sources(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
     found: dict[int, tuple[str, str, dict[str, Any]]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         for row in connection.execute(select(_FLIP).where(_FLIP.c.id.in_(chunk))).all():
             found[row.id] = (row.client_id, "policy", _flip_payload(row))
     return found
 
 
-_SOURCES = {"drillrun": _drill_sources, "probe": _probe_sources, "flip": _flip_sources}
+SOURCES = {"drillrun": _drill_sources, "probe": _probe_sources, "flip": _flip_sources}
 
 
 def _record(connection: Connection, table: str, row_id: int, what: str) -> LedgerEntry:
     """Append the row as it now reads, in the caller's transaction (the source readers also serve verify)."""
-    source = _SOURCES[table](connection, [row_id]).get(row_id)
+    source = SOURCES[table](connection, [row_id]).get(row_id)
     if source is None:
         raise LookupError(f"no {what} {row_id} to record in the ledger")
     client, kind, payload = source
@@ -412,6 +412,57 @@ def record_probe(connection: Connection, probe_id: int) -> LedgerEntry:
 def record_policy_flip(connection: Connection, flip_id: int) -> LedgerEntry:
     """A policy verdict change (a flip of kind "rule")."""
     return _record(connection, "flip", flip_id, "flip")
+
+
+def record_bulk(connection: Connection, items: Sequence[tuple[str, int, datetime]]) -> int:
+    """Append many source rows at once: ``(table, id, recorded_at)`` in the order given, each entry exactly what
+    :func:`record_drill`, :func:`record_probe` or :func:`record_policy_flip` would append at ``recorded_at``.
+
+    For imports and benchmarks of years of history: sources are read in chunks and entries inserted in batches
+    instead of one statement per row. The caller's transaction holds every client's lock, as :func:`append` does.
+    Returns the number of entries appended; LookupError for a row that is not there (or not final).
+    """
+    wanted: dict[str, set[int]] = {}
+    for table, row_id, _ in items:
+        if table not in SOURCES:
+            raise ValueError(f"the ledger records drillrun, probe and flip rows, not {table!r}")
+        wanted.setdefault(table, set()).add(int(row_id))
+    sources = {table: SOURCES[table](connection, ids) for table, ids in wanted.items()}
+    heads: dict[str, tuple[int, str, datetime]] = {}
+    rows: list[dict[str, Any]] = []
+    for table, row_id, at in items:
+        source = sources[table].get(int(row_id))
+        if source is None:
+            raise LookupError(f"no {table} {row_id} to record in the ledger (missing, or not final)")
+        client, kind, payload = source
+        if client not in heads:
+            _lock(connection, client)
+            head = _head_row(connection, client)
+            heads[client] = (head.seq, head.entry_hash, head.recorded_at) if head else (0, GENESIS, at)
+        seq, prev, last = heads[client]
+        body = {str(k): v for k, v in payload.items() if k != "ref"}
+        body["ref"] = {"table": table, "id": int(row_id)}
+        _no_floats(body)
+        recorded_us = micros(max(at, last))  # as append: a chain's times never go backwards
+        recorded_at = from_micros(recorded_us)
+        digest = entry_hash(client, seq + 1, kind, recorded_us, body, prev)
+        rows.append(
+            {
+                "client_id": client,
+                "seq": seq + 1,
+                "kind": kind,
+                "ref_table": table,
+                "ref_id": int(row_id),
+                "recorded_at": recorded_at,
+                "payload": canonical(body).decode(),
+                "prev_hash": prev,
+                "entry_hash": digest,
+            }
+        )
+        heads[client] = (seq + 1, digest, recorded_at)
+    for start in range(0, len(rows), _CHUNK * 4):
+        connection.execute(insert(_LEDGER), rows[start : start + _CHUNK * 4])
+    return len(rows)
 
 
 def add_note(store: Store, client_id: str, note: str, by: str, *, drill_id: int | None = None) -> LedgerEntry:
@@ -509,7 +560,7 @@ def _chain_problem(client: str, rows: Sequence[Row[Any]]) -> tuple[LedgerProblem
                 f"{client}: entry {row.seq} does not follow entry {row.seq - 1} (prev_hash differs): an entry was "
                 "removed, replaced or inserted before it",
             ), payloads
-        if _ref_of(payload) != (row.ref_table, row.ref_id):
+        if ref_of(payload) != (row.ref_table, row.ref_id):
             return LedgerProblem(
                 client, row.seq, "edited", f"{client}: entry {row.seq} was edited (its source reference was changed)"
             ), payloads
@@ -523,7 +574,7 @@ def _chain_problem(client: str, rows: Sequence[Row[Any]]) -> tuple[LedgerProblem
     return None, payloads
 
 
-def _ref_of(payload: Mapping[str, Any]) -> tuple[str | None, int | None]:
+def ref_of(payload: Mapping[str, Any]) -> tuple[str | None, int | None]:
     ref = payload.get("ref")
     if isinstance(ref, dict):
         table, ident = ref.get("table"), ref.get("id")
@@ -537,12 +588,12 @@ def _source_problem(
     """The first entry whose source row no longer says what the ledger recorded (or is gone, or is recorded twice)."""
     wanted: dict[str, set[int]] = {}
     for row in rows:
-        if row.ref_table in _SOURCES and row.ref_id is not None and row.kind != "note":
+        if row.ref_table in SOURCES and row.ref_id is not None and row.kind != "note":
             wanted.setdefault(row.ref_table, set()).add(row.ref_id)
-    sources = {table: _SOURCES[table](connection, ids) for table, ids in wanted.items()}
+    sources = {table: SOURCES[table](connection, ids) for table, ids in wanted.items()}
     note_drills: set[int] = {r.ref_id for r in rows if r.kind == "note" and r.ref_id is not None}
     existing_drills: dict[int, str] = {}
-    for chunk in _chunks(note_drills):
+    for chunk in chunks(note_drills):
         for found in connection.execute(
             select(_DRILL.c.id, _TARGET.c.client_id)
             .join(_TARGET, _DRILL.c.target_id == _TARGET.c.id)
@@ -561,7 +612,7 @@ def _source_problem(
                     f"{client}: entry {row.seq} is a note about drill {row.ref_id}, which is no longer in the database",
                 )
             continue
-        if row.ref_table not in _SOURCES or row.ref_id is None:
+        if row.ref_table not in SOURCES or row.ref_id is None:
             continue
         key = (row.ref_table, row.ref_id)
         if key in seen:
@@ -594,12 +645,17 @@ def _source_problem(
     return None
 
 
-def _unrecorded_problem(connection: Connection, client: str, rows: Sequence[Row[Any]]) -> LedgerProblem | None:
+def unrecorded_problem(connection: Connection, client: str, rows: Sequence[Row[Any]]) -> LedgerProblem | None:
     """A result recorded since the chain began that has no entry: the chain's newest entries were removed.
 
-    Probes and flips get their ids when recorded, so any newer than the oldest one in the chain must be in it.
-    Drills get theirs when requested: a drill newer than every drill in the chain, finished after the chain
-    began, must be in it (a drill finished before the upgrade that started the chain is not).
+    Every drill, probe and policy flip is appended to its client's chain in the transaction that records it, so
+    any such row of this client recorded since the chain's first entry must have an entry; rows older than that
+    entry predate the ledger (an upgrade) and are allowed. A row is known to be newer than the chain's start by its
+    own time (a final drill's ``finished_at``, a probe's ``finished_at``, a flip's ``at``: each set as the result
+    is recorded, so a row recorded before the ledger existed is dated before its first entry), and, for probes and
+    flips, by its id too (ids grow as rows are inserted: one above an id the chain records is newer). Neither needs
+    a remaining entry of the same kind, so deleting a chain's only probe (or flip) entry is caught as well.
+    Drills are not judged by id: theirs is given when they are requested, not when they finish.
     """
     if not rows:
         return None
@@ -610,34 +666,32 @@ def _unrecorded_problem(connection: Connection, client: str, rows: Sequence[Row[
         if row.kind != "note" and row.ref_table is not None and row.ref_id is not None:
             refs.setdefault(row.ref_table, set()).add(row.ref_id)
     missing: list[tuple[str, int]] = []
-    drills = refs.get("drillrun")
-    drill_query = (
+    drills = refs.get("drillrun", set())
+    found = connection.execute(
         select(_DRILL.c.id)
         .join(_TARGET, _DRILL.c.target_id == _TARGET.c.id)
         .where(_TARGET.c.client_id == client, _DRILL.c.status.in_(_FINAL_DRILL), _DRILL.c.finished_at >= since)
     )
-    if drills:
-        drill_query = drill_query.where(_DRILL.c.id > max(drills))
-    missing += [("drillrun", i) for (i,) in connection.execute(drill_query)]
-    probes = refs.get("probe")
-    if probes:
-        found = connection.execute(
-            select(_PROBE.c.id)
-            .join(_TARGET, _PROBE.c.target_id == _TARGET.c.id)
-            .where(_TARGET.c.client_id == client, _PROBE.c.id > min(probes))
+    missing += [("drillrun", i) for (i,) in found if i not in drills]
+    probes = refs.get("probe", set())
+    newer = _PROBE.c.finished_at >= since
+    found = connection.execute(
+        select(_PROBE.c.id)
+        .join(_TARGET, _PROBE.c.target_id == _TARGET.c.id)
+        .where(_TARGET.c.client_id == client, or_(newer, _PROBE.c.id > min(probes)) if probes else newer)
+    )
+    missing += [("probe", i) for (i,) in found if i not in probes]
+    flips = refs.get("flip", set())
+    newer = _FLIP.c.at >= since
+    found = connection.execute(
+        select(_FLIP.c.id).where(
+            _FLIP.c.client_id == client,
+            _FLIP.c.kind == "rule",
+            _FLIP.c.reminder.is_(False),
+            or_(newer, _FLIP.c.id > min(flips)) if flips else newer,
         )
-        missing += [("probe", i) for (i,) in found if i not in probes]
-    flips = refs.get("flip")
-    if flips:
-        found = connection.execute(
-            select(_FLIP.c.id).where(
-                _FLIP.c.client_id == client,
-                _FLIP.c.kind == "rule",
-                _FLIP.c.reminder.is_(False),
-                _FLIP.c.id > min(flips),
-            )
-        )
-        missing += [("flip", i) for (i,) in found if i not in flips]
+    )
+    missing += [("flip", i) for (i,) in found if i not in flips]
     if not missing:
         return None
     table, ident = min(missing, key=lambda item: (item[1], item[0]))
@@ -682,7 +736,7 @@ def verify_chains(store: Store, client: str | None = None) -> list[ChainStatus]:
             rows = _rows(connection, name)
             problem, payloads = _chain_problem(name, rows)
             if problem is None:
-                problem = _source_problem(connection, name, rows, payloads) or _unrecorded_problem(
+                problem = _source_problem(connection, name, rows, payloads) or unrecorded_problem(
                     connection, name, rows
                 )
             head = LedgerHead(name, rows[-1].seq, rows[-1].entry_hash) if rows else LedgerHead(name, 0, GENESIS)

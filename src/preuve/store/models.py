@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, MetaData, Text, UniqueConstraint, false
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -94,8 +94,12 @@ class Probe(StoreModel, table=True):
 
 class SnapshotSeen(StoreModel, table=True):
     __tablename__ = "snapshotseen"
-    # The unique constraint's index also serves lookups by target_id (its first column).
-    __table_args__ = (UniqueConstraint("target_id", "snapshot_id"),)
+    # The unique constraint's index also serves lookups by target_id (its first column); the second finds a
+    # target's newest snapshot without reading the others (the overview and the metrics endpoint).
+    __table_args__ = (
+        UniqueConstraint("target_id", "snapshot_id"),
+        Index("ix_snapshotseen_target_id_time", "target_id", "time"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="target.id")
@@ -122,6 +126,12 @@ class SnapshotSeen(StoreModel, table=True):
 
 class DrillRun(StoreModel, table=True):
     __tablename__ = "drillrun"
+    # A target's newest drill of a kind in one index lookup, and the recent failures without reading the passes
+    # (the overview and the metrics endpoint).
+    __table_args__ = (
+        Index("ix_drillrun_target_id_kind_finished_at", "target_id", "kind", "finished_at"),
+        Index("ix_drillrun_status_finished_at", "status", "finished_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="target.id", index=True)
@@ -183,6 +193,9 @@ class DrillCommand(StoreModel, table=True):
     stdout: str = Field(default="", sa_type=Text)
     stderr: str = Field(default="", sa_type=Text)
     note: str = Field(default="", sa_type=Text)
+    # True while the command runs (the live restore log, preuve.drills.live): duration so far and stderr's last
+    # lines, rewritten at most every second or so; the drill's result completes the row when it is recorded.
+    running: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class RepoLock(StoreModel, table=True):
@@ -254,7 +267,13 @@ class LedgerEntry(StoreModel, table=True):
     """One link of a client's hash chain (see :mod:`preuve.store.ledger`); rows are appended, never updated."""
 
     __tablename__ = "ledgerentry"
-    __table_args__ = (UniqueConstraint("client_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("client_id", "seq"),
+        # A month's slice is found by time (the head before it, the head at its end), and an attestation reads
+        # one kind of entry over a seq range (drills of the months before, the last probes before the month).
+        Index("ix_ledgerentry_client_id_recorded_at_seq", "client_id", "recorded_at", "seq"),
+        Index("ix_ledgerentry_client_id_kind_seq", "client_id", "kind", "seq"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     client_id: str = Field(index=True)
@@ -292,6 +311,51 @@ class Attestation(StoreModel, table=True):
     pdf_sha256: str
     ledger_head: str  # entry hash of the client's chain at the end of the month (64 zeros: empty chain)
     ledger_seq: int  # its sequence number (0: empty chain)
+    # The month so far (it had not ended when issued): never counts as the month's attestation for the monthly run.
+    partial: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
     emailed_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     email_error: str = Field(default="", sa_type=Text)
+
+
+class WebUser(StoreModel, table=True):
+    """Someone who may log in to the web console: a provider's admin or technician, or a client's user.
+
+    Only the password's argon2 hash is stored. A client user is bound to exactly one client and sees nothing else.
+    """
+
+    __tablename__ = "webuser"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    role: str  # admin | technician | client
+    client_id: str | None = None  # the one client a "client" user may see; None for the provider's staff
+    password_hash: str
+    failed_logins: int = 0  # consecutive failed logins; reset by a successful one or `preuve users reset`
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime())
+
+
+class WebSession(StoreModel, table=True):
+    """A logged-in browser. The cookie holds a random secret; only its SHA-256 is stored here."""
+
+    __tablename__ = "websession"
+
+    id: str = Field(primary_key=True)  # hex SHA-256 of the cookie's secret
+    user_id: int = Field(foreign_key="webuser.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    expires_at: datetime = Field(sa_type=UTCDateTime())
+    address: str = ""  # the client address that logged in, for the record
+
+
+class ApiToken(StoreModel, table=True):
+    """A token for scripts (`Authorization: Bearer ...`), shown once when created; only its SHA-256 is stored."""
+
+    __tablename__ = "apitoken"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="webuser.id", index=True)
+    token_hash: str = Field(unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime())

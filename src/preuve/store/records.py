@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col, select
 
@@ -30,13 +30,13 @@ from preuve.store import ledger
 from preuve.store.db import Store
 from preuve.store.models import (
     Client,
-    DrillCommand,
     DrillRun,
     Probe,
     SnapshotSeen,
     Target,
     metadata,
 )
+from preuve.store.restore_log import close_running, save_commands
 from preuve.targets.display import repository_display
 from preuve.targets.facts import ProbeResult
 
@@ -48,6 +48,7 @@ _DRILL: Table = metadata.tables["drillrun"]
 _FINDING: Table = metadata.tables["drillfinding"]
 _COMMAND: Table = metadata.tables["drillcommand"]
 
+WORKER_GONE_NOTE = "stopped before it finished: the process running the drill ended"
 INTERRUPTED_MESSAGE = "the drill was interrupted before it finished (Preuve stopped or the server restarted)"
 
 
@@ -316,6 +317,8 @@ def claim_drill(store: Store, drill_id: int, worker: str) -> bool:
 def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
     """Record a drill's outcome, findings and commands in one transaction, with its ledger entry.
 
+    Commands already stored while the drill ran (the live restore log) are completed, not stored twice.
+
     ValueError if the result is not final, its kind differs from the drill's, or the drill already has a final
     status (results are append-only); LookupError if there is no such drill.
     """
@@ -384,28 +387,10 @@ def finish_drill(store: Store, drill_id: int, result: DrillResult) -> None:
                     for finding in result.findings
                 ],
             )
-        if result.log:
-            # Continue after commands already stored, should a future engine record them as they run.
-            last = session.exec(select(func.max(DrillCommand.seq)).where(col(DrillCommand.drill_id) == drill_id)).one()
-            first_seq = (last or 0) + 1
-            connection.execute(
-                insert(_COMMAND),
-                [
-                    {
-                        "drill_id": drill_id,
-                        "seq": first_seq + index,
-                        "argv": _json([redact.mask(arg) for arg in command.argv]),
-                        "started_at": command.started_at,
-                        "duration_s": command.duration_s,
-                        "exit_code": command.exit_code,
-                        "timed_out": command.timed_out,
-                        "stdout": redact.mask(command.stdout),
-                        "stderr": redact.mask(command.stderr),
-                        "note": command.note,
-                    }
-                    for index, command in enumerate(result.log)
-                ],
-            )
+        # The live restore log (preuve.drills.live) may have stored some of these commands already, under the same
+        # seq: complete those rows, add the others; a command still shown as running was stopped with the drill.
+        save_commands(connection, drill_id, [(index, command) for index, command in enumerate(result.log, start=1)])
+        close_running(connection, [drill_id])
         ledger.record_drill(connection, drill_id)
 
 
@@ -436,6 +421,7 @@ def mark_interrupted(store: Store, drill_ids: Iterable[int], message: str = INTE
             .where(_DRILL.c.id.in_(marked), _DRILL.c.status.in_(_ACTIVE))
             .values(status=DrillStatus.INTERRUPTED.value, finished_at=_now(), message=message)
         )
+        close_running(connection, marked, WORKER_GONE_NOTE)
         for drill_id in marked:
             ledger.record_drill(connection, drill_id)
         return len(marked)
@@ -466,6 +452,7 @@ def interrupt_and_retry(store: Store, drill_id: int, message: str = INTERRUPTED_
         ).rowcount
         if changed != 1:
             return False, None
+        close_running(connection, [drill_id], WORKER_GONE_NOTE)
         ledger.record_drill(connection, drill_id)
         if str(row.requested_by).startswith(RETRY_PREFIX):
             return True, None
@@ -624,6 +611,7 @@ def get_drill(store: Store, drill_id: int) -> DrillDetail | None:
                     stderr=c.stderr,
                     timed_out=c.timed_out,
                     note=c.note,
+                    running=c.running,
                 )
                 for c in commands
             ),

@@ -1,4 +1,4 @@
-"""Issued monthly attestations (one row per version).
+"""Issued monthly attestations (one row per version), and the ledger indexes that building one reads through.
 
 Revision ID: 0005
 Revises: 0004
@@ -42,8 +42,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("client_id", "month", "version", name="uq_attestation_client_id_month_version"),
     )
     op.create_index("ix_attestation_client_id", "attestation", ["client_id"])
+    op.create_index("ix_ledgerentry_client_id_recorded_at_seq", "ledgerentry", ["client_id", "recorded_at", "seq"])
+    op.create_index("ix_ledgerentry_client_id_kind_seq", "ledgerentry", ["client_id", "kind", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledgerentry_client_id_kind_seq", table_name="ledgerentry")
+    op.drop_index("ix_ledgerentry_client_id_recorded_at_seq", table_name="ledgerentry")
     op.drop_index("ix_attestation_client_id", table_name="attestation")
     op.drop_table("attestation")
