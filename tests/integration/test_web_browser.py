@@ -224,8 +224,9 @@ def test_technician_and_client_in_a_real_browser(
                 page.locator("select[name=kind]").select_option("sample")
                 page.locator("button", has_text="Run now").click()
                 expect(page).to_have_url(re.compile(r"/drills/\d+$"))
-                running = page.locator("#log .cmd.running")
-                expect(running).to_contain_text("snapshots --json", timeout=60_000)
+                # `snapshots` and `ls` start together; both wait for the paused server
+                running = page.locator("#log .cmd.running", has_text=re.compile(r" snapshots( |$)"))
+                expect(running).to_have_count(1, timeout=60_000)
                 expect(page.locator("#log .cmd").first).to_contain_text("version")
                 expect(page.locator("#status")).to_have_text("running")
                 page.screenshot(path=str(screens / "04b-drill-running-live-log.png"), full_page=True)

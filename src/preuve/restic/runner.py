@@ -8,6 +8,7 @@ followed while the drill runs.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,8 +74,22 @@ class Restic:
         self.cache_dir = cache_dir
         self.open_timeout_s = open_timeout_s
         self.env = child_env(access.env, home=home, tmpdir=tmpdir)
-        self.log: list[CommandLog] = []
+        # One slot per command, taken when it starts: commands may run side by side (the listing beside
+        # `snapshots`), and each keeps the position it started at, in the live log and in the final one alike.
+        self._slots: list[CommandLog | None] = []
+        self._slots_lock = threading.Lock()
         self._version: Version | None = None
+
+    @property
+    def log(self) -> list[CommandLog]:
+        """The commands run so far, in the order they started (one still running is not in it yet)."""
+        with self._slots_lock:
+            return [command for command in self._slots if command is not None]
+
+    def _reserve(self) -> int:
+        with self._slots_lock:
+            self._slots.append(None)
+            return len(self._slots)
 
     @property
     def version(self) -> Version:
@@ -83,10 +98,13 @@ class Restic:
             self._logged(completed.to_log(note="version detected once per process"))
         return self._version
 
-    def _logged(self, command: CommandLog) -> None:
-        self.log.append(command)
+    def _logged(self, command: CommandLog, seq: int | None = None) -> None:
+        if seq is None:
+            seq = self._reserve()
+        with self._slots_lock:
+            self._slots[seq - 1] = command
         if self.watcher is not None:
-            self.watcher.finished(len(self.log), command)
+            self.watcher.finished(seq, command)
 
     def _argv(self, args: Iterable[str]) -> tuple[str, ...]:
         options = commands.global_options(cache_dir=self.cache_dir, options=self.access.options)
@@ -106,12 +124,13 @@ class Restic:
     ) -> tuple[execute.Completed, PreuveError | None]:
         version = self.version
         argv = self._argv(args)
+        seq = self._reserve()
         completed = self._execute(
-            argv, deadline_s=deadline_s, on_stdout=on_stdout, keep_stdout=keep_stdout, stdout_gate=stdout_gate
+            argv, seq, deadline_s=deadline_s, on_stdout=on_stdout, keep_stdout=keep_stdout, stdout_gate=stdout_gate
         )
         if not keep_stdout:
             note = (note + "; " if note else "") + f"stdout: {completed.stdout_lines} lines, not kept"
-        self._logged(completed.to_log(note=note))
+        self._logged(completed.to_log(note=note), seq)
         seconds = deadline_s.seconds if isinstance(deadline_s, execute.Deadline) else deadline_s
         error = classify(completed, version, what=f"{what} on {self.label}", deadline_s=seconds)
         if error is not None and error.failure_class is FailureClass.REPO_LOCKED:
@@ -128,6 +147,7 @@ class Restic:
     def _execute(
         self,
         argv: tuple[str, ...],
+        seq: int,
         *,
         deadline_s: float | execute.Deadline,
         on_stdout: Callable[[str], None] | None,
@@ -135,17 +155,23 @@ class Restic:
         stdout_gate: threading.Event | None,
     ) -> execute.Completed:
         watcher = self.watcher
+        shown = tuple(redact.mask(arg) for arg in argv)
+        started_at = datetime.now(UTC)
+        started = time.monotonic()
         if watcher is None:
-            return execute.run(
-                argv,
-                env=self.env,
-                deadline_s=deadline_s,
-                on_stdout=on_stdout,
-                keep_stdout=keep_stdout,
-                stdout_gate=stdout_gate,
-            )
-        seq = len(self.log) + 1
-        watcher.started(seq, tuple(redact.mask(arg) for arg in argv), datetime.now(UTC))
+            try:
+                return execute.run(
+                    argv,
+                    env=self.env,
+                    deadline_s=deadline_s,
+                    on_stdout=on_stdout,
+                    keep_stdout=keep_stdout,
+                    stdout_gate=stdout_gate,
+                )
+            except BaseException as exc:
+                self._stopped(seq, shown, started_at, started, exc)
+                raise
+        watcher.started(seq, shown, started_at)
 
         def counted(line: str) -> None:
             watcher.stdout_line(seq)
@@ -162,12 +188,31 @@ class Restic:
                 keep_stdout=keep_stdout,
                 stdout_gate=stdout_gate,
             )
-        except execute.Cancelled as exc:
-            watcher.abandoned(seq, f"stopped before it finished: {exc.reason}")
-            raise
         except BaseException as exc:
-            watcher.abandoned(seq, f"stopped before it finished ({type(exc).__name__})")
+            note = self._stopped(seq, shown, started_at, started, exc)
+            watcher.abandoned(seq, note)
             raise
+
+    def _stopped(
+        self, seq: int, shown: tuple[str, ...], started_at: datetime, started: float, exc: BaseException
+    ) -> str:
+        """Fill a stopped command's slot, so that the log keeps it (and the ones after it keep their positions)."""
+        if isinstance(exc, execute.Cancelled):
+            note = f"stopped before it finished: {exc.reason}"
+        else:
+            note = f"stopped before it finished ({type(exc).__name__})"
+        stopped = CommandLog(
+            argv=shown,
+            started_at=started_at,
+            duration_s=round(time.monotonic() - started, 3),
+            exit_code=None,
+            stdout="",
+            stderr="",
+            note=note,
+        )
+        with self._slots_lock:
+            self._slots[seq - 1] = stopped
+        return note
 
     def snapshots(self, *, no_lock: bool = False) -> list[Snapshot]:
         completed, _ = self.run(

@@ -1,7 +1,8 @@
 """What :class:`preuve.restic.runner.Restic` tells an observer while it runs commands: the seam that lets a drill's
 restore log be written as it grows (:mod:`preuve.drills.live`) without the restic layer knowing about the store.
 
-``seq`` is the command's position in the restore log, from 1: the one it will have in ``Restic.log`` once it ends.
+``seq`` is the command's position in the restore log, from 1, taken when it starts (commands may run side by side):
+the one it keeps in ``Restic.log`` once it ends or is stopped.
 Calls come from the drill's thread (``started``, ``stdout_line``, ``finished``, ``abandoned``) and from the thread
 reading the process's stderr (``stderr_line``); a watcher must be quick and must never raise.
 """
@@ -28,4 +29,4 @@ class CommandWatcher(Protocol):
         """The command ended and is now ``Restic.log[seq - 1]``."""
 
     def abandoned(self, seq: int, reason: str) -> None:
-        """The command was stopped (cancelled, interrupted) and will not be in ``Restic.log``."""
+        """The command was stopped (cancelled, interrupted); ``Restic.log[seq - 1]`` says so, with no exit code."""
