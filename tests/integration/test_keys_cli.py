@@ -363,16 +363,15 @@ def test_verify_without_a_statement_beside_the_pdf(tmp_path: Path) -> None:
 # --- verify --ledger, in process: the ledger module is another part's; a stand-in with its interface -----------
 
 
-def _fake_ledger(monkeypatch: pytest.MonkeyPatch, result: tuple[bool, list[str], Any] | None) -> list[Any]:
+def _fake_ledger(monkeypatch: pytest.MonkeyPatch, result: tuple[bool, list[str], Any]) -> list[Any]:
     module = types.ModuleType("preuve.store.ledger")
     calls: list[Any] = []
-    if result is not None:
 
-        def verify_export(lines: list[bytes]) -> tuple[bool, list[str], Any]:
-            calls.append(lines)
-            return result
+    def verify_export(lines: list[bytes]) -> tuple[bool, list[str], Any]:
+        calls.append(lines)
+        return result
 
-        module.verify_export = verify_export  # type: ignore[attr-defined]
+    module.verify_export = verify_export  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "preuve.store.ledger", module)
     return calls
 
@@ -384,9 +383,8 @@ def _fake_ledger(monkeypatch: pytest.MonkeyPatch, result: tuple[bool, list[str],
         ((True, [], types.SimpleNamespace(seq=7, entry_hash=LEDGER_HEAD)), 0, "ends at the attested head"),
         ((True, [], "ef" * 32), 1, f"the statement attests head {LEDGER_HEAD}"),
         ((False, ["entry 3 was edited"], None), 1, "entry 3 was edited"),
-        (None, 1, "unavailable"),
     ],
-    ids=["intact", "intact-head-object", "other-head", "broken", "unavailable"],
+    ids=["intact", "intact-head-object", "other-head", "broken"],
 )
 def test_verify_with_a_ledger_export(
     keyed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, result: Any, code: int, message: str
@@ -400,8 +398,7 @@ def test_verify_with_a_ledger_export(
     )
     assert done.exit_code == code, done.output
     assert message in done.output
-    if result is not None:
-        assert calls == [[b'{"seq": 1}\n', b'{"seq": 2}\n']]  # the lines as written, for the ledger's line numbers
+    assert calls == [[b'{"seq": 1}\n', b'{"seq": 2}\n']]  # the lines as written, for the ledger's line numbers
 
 
 def _real_export(client: str, month: str, count: int) -> tuple[list[str], str]:

@@ -327,6 +327,7 @@ def test_feature_boundaries(feature: str, before: Version, first: Version) -> No
 def test_feature_table_is_covered() -> None:
     assert set(FEATURES) == {
         "restore_json",
+        "restore_async_output",
         "ls_message_type",
         "restore_include_file",
         "exit_code_no_repo",
