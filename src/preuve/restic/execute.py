@@ -197,6 +197,27 @@ def cancel_all(reason: str) -> None:
         _kill_group(pgid, signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def _interrupt_held(held: list[int]) -> Iterator[None]:
+    """Hold a Ctrl-C that arrives while a child is being started (appended to ``held``, raised by the caller).
+
+    A KeyboardInterrupt raised inside ``subprocess.Popen`` after the fork leaves a running child whose pid we never
+    learn, so nothing could stop it. Only the main thread receives signals; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield  # someone else handles SIGINT (the daemon): leave it alone
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -320,16 +341,18 @@ def run(
     deadline = deadline_s if isinstance(deadline_s, Deadline) else Deadline(deadline_s)
     log.debug("run %s (deadline %.0fs)", " ".join(shown), deadline.seconds)
     gated = _full_pipe() if stdout_gate is not None else None
+    held: list[int] = []
     try:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=gated[1] if gated is not None else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,  # its own process group, so the deadline ends restic *and* ssh
-        )
+        with _interrupt_held(held):
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=gated[1] if gated is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,  # its own process group, so the deadline ends restic *and* ssh
+            )
     except OSError as exc:
         if gated is not None:
             os.close(gated[0])
@@ -341,6 +364,8 @@ def run(
     # must end it, so everything up to the reading loop is guarded too.
     try:
         stdout: IO[bytes] = os.fdopen(gated[0], "rb") if gated is not None else _pipe(process.stdout)
+        if held:
+            raise KeyboardInterrupt  # the Ctrl-C that came while restic was starting
         with _running_lock:
             _running[process.pid] = shown[0]
             if scope is not None:
