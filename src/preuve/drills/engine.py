@@ -19,7 +19,6 @@ from typing import TextIO
 
 from preuve import __version__, redact
 from preuve.config.loader import Config, TargetRef
-from preuve.config.model import SftpTarget
 from preuve.config.units import format_bytes, parse_duration, parse_size
 from preuve.drills.checking import Verification
 from preuve.drills.integrity import Subset, check_findings
@@ -152,9 +151,7 @@ class _Drill:
                 self._conclude(report)
                 self._estimate(open_s)
         except PreuveError as exc:
-            if isinstance(spec, SftpTarget):
-                exc = explain_sftp_failure(spec, self.config.directory, exc, timeout_s=self.open_timeout_s)
-            self._fail(exc)
+            self._fail(explain_sftp_failure(spec, self.config.directory, exc, timeout_s=self.open_timeout_s))
         except KeyboardInterrupt:
             self.result.status = DrillStatus.INTERRUPTED
             self.result.message = "The drill was interrupted before it finished; its sandbox was removed."

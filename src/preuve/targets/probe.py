@@ -91,8 +91,7 @@ def probe_target(
         finally:
             log = restic.log
     except PreuveError as exc:
-        if isinstance(spec, SftpTarget):
-            exc = ssh.explain_sftp_failure(spec, config.directory, exc, timeout_s=open_timeout_s)
+        exc = ssh.explain_sftp_failure(spec, config.directory, exc, timeout_s=open_timeout_s)
         result.failure_class = exc.failure_class
         result.message = redact.mask(exc.full_message)
         _infer_reachability(result, exc.failure_class)

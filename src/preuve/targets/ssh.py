@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from preuve.config.model import SftpTarget, resolve
+from preuve.config.model import LocalTarget, RestTarget, S3Target, SftpTarget, resolve
 from preuve.errors import FailureClass, PreuveError
 from preuve.targets.access import check_identity_file
 
@@ -59,15 +59,21 @@ def connect(spec: SftpTarget, base: Path, *, timeout_s: float) -> paramiko.SSHCl
     return client
 
 
-def explain_sftp_failure(spec: SftpTarget, base: Path, error: PreuveError, *, timeout_s: float) -> PreuveError:
+def explain_sftp_failure(
+    spec: LocalTarget | SftpTarget | S3Target | RestTarget, base: Path, error: PreuveError, *, timeout_s: float
+) -> PreuveError:
     """A sharper error when restic could only say that its SFTP session did not start.
 
     restic 0.14 copies the ssh client's stderr through a goroutine and may exit before it has written it, so a
     refused key sometimes shows up as just ``unable to start the sftp session, error: EOF``: it would read as an
     unreachable NAS. One SSH connection of our own tells which it is: a refused key or unknown host key gives the
-    ``auth`` error; anything else keeps restic's account.
+    ``auth`` error; anything else (other kinds of target included) keeps restic's account.
     """
-    if error.failure_class is not FailureClass.UNREACHABLE or "sftp session" not in error.message:
+    if (
+        not isinstance(spec, SftpTarget)
+        or error.failure_class is not FailureClass.UNREACHABLE
+        or "sftp session" not in error.message
+    ):
         return error
     try:
         client = connect(spec, base, timeout_s=timeout_s)
